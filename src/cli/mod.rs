@@ -1,0 +1,93 @@
+//! The command line: one binary, one subcommand per job.
+
+mod deliveries;
+mod send_test;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{DatabaseConfig, LogFormat, ServeConfig};
+use crate::store::Store;
+
+pub use deliveries::DeliveriesArgs;
+pub use send_test::SendTestArgs;
+
+/// GitHub webhooks to Slack notifications and issue-flow metrics, durably.
+#[derive(Debug, Parser)]
+#[command(name = "herald", version, about)]
+pub struct Cli {
+    /// Log format (default: json on Cloud Run, where K_SERVICE is set; text elsewhere).
+    #[arg(long, env = "HERALD_LOG_FORMAT", global = true, value_enum)]
+    log_format: Option<LogFormat>,
+    /// Set by Cloud Run; switches logs to JSON.
+    #[arg(long, env = "K_SERVICE", hide = true, global = true)]
+    k_service: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Receive webhooks, deliver notifications, serve the API and /metrics.
+    Serve(Box<ServeConfig>),
+    /// Sign a sample payload and POST it to a running herald.
+    SendTest(SendTestArgs),
+    /// Inspect the outbox and retry dead letters.
+    Deliveries(DeliveriesArgs),
+    /// Apply database migrations and exit (`serve` also applies them at start).
+    Migrate(DatabaseConfig),
+}
+
+impl Cli {
+    pub fn log_format(&self) -> LogFormat {
+        self.log_format.unwrap_or(if self.k_service.is_some() {
+            LogFormat::Json
+        } else {
+            LogFormat::Text
+        })
+    }
+
+    pub async fn run(self) -> anyhow::Result<ExitCode> {
+        match self.command {
+            Command::Serve(config) => {
+                let listener = tokio::net::TcpListener::bind(config.listen_addr())
+                    .await
+                    .with_context(|| format!("cannot listen on {}", config.listen_addr()))?;
+                let shutdown = CancellationToken::new();
+                tokio::spawn(cancel_on_signal(shutdown.clone()));
+                crate::startup::serve(*config, listener, shutdown).await?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::SendTest(args) => args.run().await,
+            Command::Deliveries(args) => args.run().await,
+            Command::Migrate(database) => {
+                let store = Store::connect(&database).await?;
+                store.close().await;
+                println!("migrations applied");
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    }
+}
+
+/// Cancels `token` on SIGTERM (Cloud Run, Kubernetes) or SIGINT (Ctrl-C).
+async fn cancel_on_signal(token: CancellationToken) {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutdown requested");
+    token.cancel();
+}

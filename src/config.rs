@@ -1,0 +1,185 @@
+//! Typed configuration: every option is a flag and an environment variable (flags win), parsed
+//! and validated once at start-up. Nothing reads the environment after this.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use secrecy::SecretString;
+
+/// Where the store lives; shared by every command that touches it.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` (embedded, one instance) or `postgres://…` (shared by several instances).
+    #[arg(
+        long,
+        env = "HERALD_DATABASE_URL",
+        default_value = "sqlite://herald.db"
+    )]
+    pub database_url: String,
+    /// Most connections one process opens to the database.
+    #[arg(long, env = "HERALD_DATABASE_MAX_CONNECTIONS", default_value_t = 8)]
+    pub database_max_connections: u32,
+    /// Longest a single SQL statement may run on PostgreSQL before it is cancelled.
+    #[arg(long, env = "HERALD_DATABASE_STATEMENT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub database_statement_timeout: Duration,
+}
+
+/// Where the webhook secrets come from. Resolved into [`crate::github::WebhookSecrets`] at start.
+#[derive(Debug, Clone, Args)]
+pub struct SecretConfig {
+    /// One secret, or several separated by commas while rotating.
+    #[arg(long, env = "HERALD_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<SecretString>,
+    /// A file holding the secret(s), one per line or separated by commas.
+    #[arg(long, env = "HERALD_WEBHOOK_SECRET_FILE")]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// Where a secret is generated (mode 0600) when none is configured.
+    #[arg(long, env = "HERALD_SECRET_PATH", default_value = "herald.secret")]
+    pub secret_path: PathBuf,
+}
+
+/// Everything `herald serve` needs.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Port to listen on when `HERALD_LISTEN` is not set (Cloud Run sets `PORT`).
+    #[arg(long, env = "PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// Full listen address; overrides `PORT`.
+    #[arg(long, env = "HERALD_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    #[command(flatten)]
+    pub secrets: SecretConfig,
+    /// Also accept the legacy SHA-1 `X-Hub-Signature` header.
+    #[arg(long, env = "HERALD_ALLOW_SHA1", default_value_t = false)]
+    pub allow_sha1: bool,
+    /// Delays between delivery attempts (each ±20 % jitter); after the last the delivery is dead.
+    #[arg(
+        long,
+        env = "HERALD_RETRY_SCHEDULE",
+        default_value = "5s,30s,2m,10m,30m,1h,2h,4h,8h,12h"
+    )]
+    pub retry_schedule: RetrySchedule,
+    /// Slack incoming webhook URL; without any Slack configuration notifications go to stdout.
+    #[arg(long, env = "HERALD_SLACK_WEBHOOK_URL", hide_env_values = true)]
+    pub slack_webhook_url: Option<SecretString>,
+    /// How long one Slack request may take before it counts as failed (and is retried).
+    #[arg(long, env = "HERALD_SLACK_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub slack_timeout: Duration,
+    /// Most Slack messages per second (Slack allows about one per second per webhook, with bursts).
+    #[arg(long, env = "HERALD_SLACK_MAX_PER_SECOND", default_value_t = 1.0)]
+    pub slack_max_per_second: f64,
+    /// Which events notify Slack: `event` or `event.action`, comma separated.
+    #[arg(
+        long,
+        env = "HERALD_NOTIFY_EVENTS",
+        default_value = "issues.opened",
+        value_delimiter = ','
+    )]
+    pub notify_events: Vec<String>,
+    /// How long a worker owns a claimed delivery before another worker may take it over.
+    #[arg(long, env = "HERALD_DELIVERY_LEASE", default_value = "60s", value_parser = parse_duration)]
+    pub delivery_lease: Duration,
+    /// Deliveries attempted at once by this process.
+    #[arg(long, env = "HERALD_DELIVERY_CONCURRENCY", default_value_t = 8)]
+    pub delivery_concurrency: usize,
+    /// How often workers look for due deliveries when nothing wakes them.
+    #[arg(long, env = "HERALD_POLL_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub poll_interval: Duration,
+    /// Longest the webhook waits for its event to be committed before answering 503.
+    #[arg(long, env = "HERALD_STORE_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub store_timeout: Duration,
+    /// Google Cloud project, to link logs to request traces in Cloud Logging.
+    #[arg(long, env = "GOOGLE_CLOUD_PROJECT")]
+    pub gcp_project: Option<String>,
+    /// Longest shutdown waits for in-flight requests and delivery attempts.
+    #[arg(long, env = "HERALD_SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+impl ServeConfig {
+    /// The address to bind: `HERALD_LISTEN`, else all interfaces on `PORT`.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], self.port)))
+    }
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Readable lines for a terminal.
+    Text,
+    /// One JSON object per line in Cloud Logging's format.
+    Json,
+}
+
+/// Delays between delivery attempts; its length is the number of retries after the first try.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetrySchedule(pub Vec<Duration>);
+
+impl FromStr for RetrySchedule {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let delays = text
+            .split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .map(parse_duration)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self(delays))
+    }
+}
+
+/// Parses `500ms`, `5s`, `2m`, `1h30m`; a bare number is seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(seconds));
+    }
+    humantime::parse_duration(text).map_err(|error| format!("invalid duration {text:?}: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_default_retry_schedule() {
+        let schedule: RetrySchedule = "5s,30s,2m,10m,30m,1h,2h,4h,8h,12h".parse().unwrap();
+        assert_eq!(schedule.0.len(), 10);
+        assert_eq!(schedule.0[2], Duration::from_secs(120));
+        assert_eq!(schedule.0[9], Duration::from_secs(12 * 3600));
+    }
+
+    #[test]
+    fn parses_sub_second_and_empty_schedules() {
+        let schedule: RetrySchedule = "100ms, 0s".parse().unwrap();
+        assert_eq!(schedule.0, vec![Duration::from_millis(100), Duration::ZERO]);
+        assert_eq!(
+            "".parse::<RetrySchedule>().unwrap().0,
+            Vec::<Duration>::new()
+        );
+    }
+
+    #[test]
+    fn rejects_nonsense_durations() {
+        assert!("5 parsecs".parse::<RetrySchedule>().is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let config = SecretConfig {
+            webhook_secret: Some(SecretString::from("hunter2")),
+            webhook_secret_file: None,
+            secret_path: "herald.secret".into(),
+        };
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,82 @@
+//! One error type for HTTP answers: a status and a short JSON body, never internals or secrets.
+
+use std::any::Any;
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::github::SignatureError;
+use crate::store::WriterError;
+
+/// Everything a handler can answer with other than success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Unauthorized(#[from] SignatureError),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("body exceeds the 25 MiB limit")]
+    PayloadTooLarge,
+    #[error("not found")]
+    NotFound,
+    #[error("store unavailable")]
+    Unavailable(#[source] WriterError),
+}
+
+impl ApiError {
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// A label for the rejection counter.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Unauthorized(error) => error.reason(),
+            Self::BadRequest(_) => "bad_request",
+            Self::PayloadTooLarge => "too_large",
+            Self::NotFound => "not_found",
+            Self::Unavailable(_) => "store_unavailable",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::Unavailable(cause) = &self {
+            // The cause chain goes to the log; the client only learns to come back later.
+            tracing::error!(error = %cause, source = ?std::error::Error::source(cause), "answering 503");
+        }
+        (
+            self.status_code(),
+            Json(json!({ "error": self.to_string() })),
+        )
+            .into_response()
+    }
+}
+
+/// The answer when a handler panics: a generic 500, the panic logged.
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the signature CatchPanicLayer::custom calls"
+)]
+pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    tracing::error!(panic = detail, "handler panicked");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Json(json!({ "error": "internal error" })),
+    )
+        .into_response()
+}

@@ -1,0 +1,70 @@
+//! The HTTP surface: the webhook receiver and the operational endpoints.
+
+mod error;
+mod ops;
+mod webhook;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderName, StatusCode, header};
+use axum::routing::{get, post};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+pub use webhook::MAX_BODY_BYTES;
+
+use crate::github::SignatureVerifier;
+use crate::metrics::Metrics;
+use crate::sinks::Sinks;
+use crate::store::{EventWriter, Store};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub verifier: Arc<SignatureVerifier>,
+    pub writer: EventWriter,
+    pub sinks: Arc<Sinks>,
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    /// For Cloud Logging trace names; `None` off Google Cloud.
+    pub gcp_project: Option<String>,
+}
+
+/// Longest any request may take, body upload included; GitHub itself gives up after 10 s.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Builds the application's routes and middleware.
+pub fn router(state: AppState) -> Router {
+    let sensitive = [
+        header::AUTHORIZATION,
+        HeaderName::from_static("x-hub-signature"),
+        HeaderName::from_static("x-hub-signature-256"),
+    ];
+    let project = state.gcp_project.clone();
+    Router::new()
+        .route("/webhook", post(webhook::receive))
+        .route("/", post(webhook::receive))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .fallback(ops::not_found)
+        .with_state(state)
+        .layer(CatchPanicLayer::custom(error::panic_response))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(TraceLayer::new_for_http().make_span_with(move |request: &axum::http::Request<_>| {
+            let trace = crate::telemetry::trace_name(
+                project.as_deref(),
+                request.headers().get("x-cloud-trace-context").and_then(|v| v.to_str().ok()),
+            );
+            match trace {
+                Some(trace) => tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), trace),
+                None => tracing::info_span!("request", method = %request.method(), path = %request.uri().path()),
+            }
+        }))
+        .layer(SetSensitiveRequestHeadersLayer::new(sensitive))
+}

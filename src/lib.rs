@@ -1,0 +1,16 @@
+//! herald: GitHub webhooks in, durable events, Slack notifications and issue-flow metrics out.
+//!
+//! The binary (`src/main.rs`) only parses the command line and dispatches here; everything a test
+//! needs to run the real service lives in this library.
+
+pub mod cli;
+pub mod config;
+pub mod delivery;
+pub mod github;
+pub mod http;
+pub mod metrics;
+pub mod sinks;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+pub mod time_util;

@@ -1,0 +1,224 @@
+//! Prometheus metrics: what came in, what was rejected and why, what was stored, how deliveries
+//! ended, how deep the queue is, and how long things took.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::store::QueueDepth;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabel {
+    event: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    sink: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkLabel {
+    sink: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabel {
+    status: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms to about 16 s.
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+/// Every metric herald exports, registered once.
+pub struct Metrics {
+    registry: Registry,
+    received: Family<EventLabel, Counter>,
+    rejected: Family<ReasonLabel, Counter>,
+    stored: Counter,
+    duplicates: Counter,
+    deliveries: Family<DeliveryLabels, Counter>,
+    queue: Family<StatusLabel, Gauge>,
+    webhook_latency: Histogram,
+    delivery_latency: Family<SinkLabel, Histogram>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("herald");
+        let received = Family::<EventLabel, Counter>::default();
+        let rejected = Family::<ReasonLabel, Counter>::default();
+        let stored = Counter::default();
+        let duplicates = Counter::default();
+        let deliveries = Family::<DeliveryLabels, Counter>::default();
+        let queue = Family::<StatusLabel, Gauge>::default();
+        let webhook_latency = latency_histogram();
+        let delivery_latency = Family::<SinkLabel, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "webhooks_received",
+            "Signed webhook deliveries received, by event",
+            received.clone(),
+        );
+        registry.register(
+            "webhooks_rejected",
+            "Webhook requests rejected, by reason",
+            rejected.clone(),
+        );
+        registry.register(
+            "events_stored",
+            "Events committed to the store",
+            stored.clone(),
+        );
+        registry.register(
+            "events_duplicate",
+            "Redeliveries recognised as duplicates",
+            duplicates.clone(),
+        );
+        registry.register(
+            "deliveries",
+            "Delivery attempts by sink and outcome",
+            deliveries.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Outbox rows by status (pending, dead)",
+            queue.clone(),
+        );
+        registry.register(
+            "webhook_duration_seconds",
+            "Time to answer a webhook",
+            webhook_latency.clone(),
+        );
+        registry.register(
+            "delivery_duration_seconds",
+            "Time of one delivery attempt, by sink",
+            delivery_latency.clone(),
+        );
+        Self {
+            registry,
+            received,
+            rejected,
+            stored,
+            duplicates,
+            deliveries,
+            queue,
+            webhook_latency,
+            delivery_latency,
+        }
+    }
+
+    pub fn received(&self, event: &str) {
+        self.received
+            .get_or_create(&EventLabel {
+                event: event.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn rejected(&self, reason: &str) {
+        self.rejected
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn stored(&self) {
+        self.stored.inc();
+    }
+
+    pub fn duplicate(&self) {
+        self.duplicates.inc();
+    }
+
+    pub fn webhook_answered(&self, seconds: f64) {
+        self.webhook_latency.observe(seconds);
+    }
+
+    pub fn delivery(&self, sink: &str, outcome: &str, seconds: f64) {
+        self.deliveries
+            .get_or_create(&DeliveryLabels {
+                sink: sink.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+        self.delivery_latency
+            .get_or_create(&SinkLabel {
+                sink: sink.to_owned(),
+            })
+            .observe(seconds);
+    }
+
+    /// Renders the text exposition format, with the queue depth read just before.
+    pub fn render(&self, depth: Option<QueueDepth>) -> String {
+        if let Some(depth) = depth {
+            self.queue
+                .get_or_create(&StatusLabel {
+                    status: "pending".into(),
+                })
+                .set(depth.pending);
+            self.queue
+                .get_or_create(&StatusLabel {
+                    status: "dead".into(),
+                })
+                .set(depth.dead);
+        }
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_with_labels() {
+        let metrics = Metrics::new();
+        metrics.received("issues");
+        metrics.rejected("signature_mismatch");
+        metrics.rejected("signature_mismatch");
+        metrics.delivery("slack", "delivered", 0.01);
+        let text = metrics.render(Some(QueueDepth {
+            pending: 3,
+            dead: 1,
+        }));
+        assert!(
+            text.contains("herald_webhooks_received_total{event=\"issues\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("herald_webhooks_rejected_total{reason=\"signature_mismatch\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("herald_deliveries_total{sink=\"slack\",outcome=\"delivered\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("herald_queue_depth{status=\"pending\"} 3"),
+            "{text}"
+        );
+    }
+}

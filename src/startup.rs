@@ -1,0 +1,146 @@
+//! Building and running the service from a config, a bound listener and a shutdown signal, so
+//! tests run exactly what production runs.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ServeConfig;
+use crate::delivery::{DeliveryWorker, WorkerSettings};
+use crate::github::SecretSource;
+use crate::github::{SignatureVerifier, WebhookSecrets, load_secrets};
+use crate::http::{AppState, router};
+use crate::metrics::Metrics;
+use crate::sinks::{ConsoleNotifier, EventFilter, RateLimiter, Sink, Sinks, SlackWebhook};
+use crate::store::{Backend, EventWriter, Store};
+
+/// Bursts Slack tolerates above its steady rate.
+const SLACK_BURST: u32 = 5;
+
+/// Runs `herald serve` until `shutdown` fires, then stops accepting, finishes requests in flight,
+/// lets delivery attempts under way finish, and closes the store.
+pub async fn serve(
+    config: ServeConfig,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let (secrets, source) = load_secrets(&config.secrets)?;
+    let store = Store::connect(&config.database).await?;
+    if store.backend() == Backend::Sqlite {
+        // SQLite has one owner: leases left by a crashed run are ours to take back now.
+        let released = store
+            .release_leases()
+            .await
+            .context("releasing stale leases")?;
+        if released > 0 {
+            tracing::info!(released, "resuming deliveries left by the previous run");
+        }
+    }
+    let sinks = Arc::new(build_sinks(&config)?);
+    let metrics = Arc::new(Metrics::new());
+    let wake = Arc::new(Notify::new());
+    let (writer, writer_task) =
+        EventWriter::spawn(store.clone(), Arc::clone(&wake), config.store_timeout);
+
+    let worker_cancel = CancellationToken::new();
+    let settings = WorkerSettings {
+        schedule: config.retry_schedule.clone(),
+        lease: config.delivery_lease,
+        concurrency: config.delivery_concurrency,
+        poll_interval: config.poll_interval,
+    };
+    let worker = DeliveryWorker::new(
+        store.clone(),
+        Arc::clone(&sinks),
+        settings,
+        Arc::clone(&wake),
+        Arc::clone(&metrics),
+    );
+    let worker_task = tokio::spawn(worker.run(worker_cancel.clone()));
+
+    let state = AppState {
+        verifier: Arc::new(SignatureVerifier::new(secrets.clone(), config.allow_sha1)),
+        writer,
+        sinks,
+        store: store.clone(),
+        metrics,
+        gcp_project: config.gcp_project.clone(),
+    };
+    let address = listener.local_addr()?;
+    announce(&secrets, &source, &config, address);
+    tracing::info!(%address, backend = ?store.backend(), "herald is listening");
+
+    let server = axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let grace = config.shutdown_grace;
+    let served = server.into_future();
+    tokio::pin!(served);
+    tokio::select! {
+        result = &mut served => result.context("serving HTTP")?,
+        () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!("requests still in flight after the shutdown grace period; closing");
+        }
+    }
+    // The router (and with it every writer handle) is gone: the writer commits what it holds and ends.
+    let _ = writer_task.await;
+    worker_cancel.cancel();
+    if tokio::time::timeout(grace, worker_task).await.is_err() {
+        tracing::warn!("delivery attempts still running after the shutdown grace period");
+    }
+    store.close().await;
+    tracing::info!("herald stopped");
+    Ok(())
+}
+
+fn build_sinks(config: &ServeConfig) -> anyhow::Result<Sinks> {
+    let filter = EventFilter::new(&config.notify_events);
+    let notifier: Arc<dyn Sink> = match &config.slack_webhook_url {
+        Some(url) => {
+            let limiter = Arc::new(RateLimiter::new(config.slack_max_per_second, SLACK_BURST));
+            Arc::new(SlackWebhook::new(
+                url.clone(),
+                config.slack_timeout,
+                filter,
+                limiter,
+            )?)
+        }
+        None => {
+            tracing::info!("no Slack configured: notifications are printed to stdout");
+            Arc::new(ConsoleNotifier::new(filter))
+        }
+    };
+    Ok(Sinks::new(vec![notifier]))
+}
+
+/// Tells the operator how to connect GitHub; prints a generated secret exactly once.
+fn announce(
+    secrets: &WebhookSecrets,
+    source: &SecretSource,
+    config: &ServeConfig,
+    address: std::net::SocketAddr,
+) {
+    match source {
+        SecretSource::Generated => {
+            println!(
+                "\nherald generated a webhook secret and saved it to {path} (mode 0600).\n\
+                 Add a webhook in GitHub (repository or organization Settings > Webhooks > Add webhook):\n  \
+                 Payload URL:  https://<this host>/webhook   (listening on {address})\n  \
+                 Content type: application/json\n  \
+                 Secret:       {secret}\n  \
+                 Events:       Issues and Issue comments (or \"Send me everything\")\n\
+                 This secret is not shown again; it stays in {path}.\n",
+                path = config.secrets.secret_path.display(),
+                secret = secrets.primary(),
+            );
+        }
+        SecretSource::ReusedGenerated => {
+            tracing::info!(path = %config.secrets.secret_path.display(), "using the generated webhook secret");
+        }
+        SecretSource::Environment | SecretSource::File => {
+            tracing::info!(secrets = secrets.iter().count(), "webhook secrets loaded");
+        }
+    }
+}

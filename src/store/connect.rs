@@ -1,0 +1,124 @@
+//! Opening the store from its URL, with each backend's durability and timeout settings, and
+//! applying migrations.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use super::Store;
+use crate::config::DatabaseConfig;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+impl Store {
+    /// Connects, checks the database answers, and applies pending migrations.
+    ///
+    /// Errors name the database without its password.
+    pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<Self> {
+        let url = config.database_url.as_str();
+        let shown = redact_url(url);
+        let store = if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .with_context(|| format!("invalid SQLite URL {shown}"))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                // FULL: a commit survives power loss, so a 2xx never acknowledges a lost event.
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(config.database_max_connections.max(2))
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await
+                .with_context(|| format!("cannot open the SQLite database {shown}"))?;
+            Self::Sqlite(pool)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let timeout_ms = config.database_statement_timeout.as_millis().to_string();
+            let options = PgConnectOptions::from_str(url)
+                .map_err(|_| anyhow::anyhow!("invalid PostgreSQL URL {shown}"))?
+                .options([("statement_timeout", timeout_ms.as_str())]);
+            let pool = PgPoolOptions::new()
+                .max_connections(config.database_max_connections.max(2))
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await
+                .map_err(|error| {
+                    anyhow::anyhow!(
+                        "cannot connect to PostgreSQL at {shown}: {}",
+                        describe(&error)
+                    )
+                })?;
+            Self::Postgres(pool)
+        } else {
+            bail!("HERALD_DATABASE_URL must start with sqlite:// or postgres://, not {shown}");
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies the migrations this binary knows and the database lacks.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match self {
+            Self::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await,
+            Self::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
+        }
+        .context("applying database migrations")
+    }
+}
+
+/// The error's own words, which for connection failures never include the URL.
+fn describe(error: &sqlx::Error) -> String {
+    match error {
+        sqlx::Error::Database(db) => db.message().to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// The URL with any password replaced, fit for logs and error messages.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((credentials, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match credentials.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:[redacted]@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_url("postgres://app:s3cr%40t@db:5432/herald"),
+            "postgres://app:[redacted]@db:5432/herald"
+        );
+        assert_eq!(
+            redact_url("postgres://app@db/herald"),
+            "postgres://app@db/herald"
+        );
+        assert_eq!(redact_url("sqlite://herald.db"), "sqlite://herald.db");
+    }
+
+    #[tokio::test]
+    async fn rejects_unknown_schemes_without_echoing_secrets() {
+        let config = DatabaseConfig {
+            database_url: "mysql://root:topsecret@localhost/db".into(),
+            database_max_connections: 2,
+            database_statement_timeout: Duration::from_secs(1),
+        };
+        let error = format!("{:#}", Store::connect(&config).await.unwrap_err());
+        assert!(error.contains("must start with"), "{error}");
+        assert!(!error.contains("topsecret"), "{error}");
+    }
+}

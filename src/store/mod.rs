@@ -1,0 +1,118 @@
+//! The store: the only code that speaks SQL. SQLite (embedded, one instance) or PostgreSQL
+//! (shared by several instances), chosen by the URL scheme. Each query is written once and run
+//! on whichever pool is configured (see [`dispatch!`]); only the statements whose SQL differs
+//! between the two are spelled twice.
+
+mod connect;
+mod events;
+mod outbox;
+mod writer;
+
+use sqlx::{PgPool, SqlitePool};
+
+pub use outbox::{Claimed, DeliveryRow, DeliveryStatus, Finish, QueueDepth};
+pub use writer::{EventWriter, WriterError};
+
+/// Runs the same body against whichever pool the store holds. `$pool` is bound to the pool and
+/// `$begin` to the statement that opens a write transaction on that backend (`BEGIN IMMEDIATE` on
+/// SQLite, so concurrent writers queue on the busy timeout instead of failing).
+macro_rules! dispatch {
+    ($store:expr, $pool:ident, $begin:ident => $body:expr) => {
+        match $store {
+            $crate::store::Store::Sqlite($pool) => {
+                #[allow(unused_variables)]
+                let $begin = "BEGIN IMMEDIATE";
+                $body
+            }
+            $crate::store::Store::Postgres($pool) => {
+                #[allow(unused_variables)]
+                let $begin = "BEGIN";
+                $body
+            }
+        }
+    };
+    ($store:expr, $pool:ident => $body:expr) => {
+        dispatch!($store, $pool, _begin => $body)
+    };
+}
+pub(crate) use dispatch;
+
+/// A connection pool to one of the two backends.
+#[derive(Debug, Clone)]
+pub enum Store {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Which backend a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Errors from the store; the cause chain is logged, never sent to clients.
+pub type StoreError = sqlx::Error;
+
+/// One delivery as it arrives, ready to be appended.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub hook_id: String,
+    pub delivery_id: String,
+    pub event: String,
+    pub action: Option<String>,
+    pub repository: Option<String>,
+    pub issue_number: Option<i64>,
+    pub actor: Option<String>,
+    pub received_at: i64,
+    pub payload: String,
+    /// The sinks that get an outbox row for this event.
+    pub sinks: Vec<String>,
+}
+
+/// What appending an event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intake {
+    Stored {
+        event_id: i64,
+    },
+    /// The same (hook, delivery) pair was stored before; nothing was written.
+    Duplicate,
+}
+
+/// An event as stored.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct StoredEvent {
+    pub id: i64,
+    pub hook_id: String,
+    pub delivery_id: String,
+    pub event: String,
+    pub action: Option<String>,
+    pub repository: Option<String>,
+    pub issue_number: Option<i64>,
+    pub actor: Option<String>,
+    pub received_at: i64,
+    pub payload: String,
+}
+
+impl Store {
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Sqlite(_) => Backend::Sqlite,
+            Self::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Answers when the database does (for `/readyz`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        dispatch!(self, pool => {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    /// Closes every connection, waiting for those in use.
+    pub async fn close(&self) {
+        dispatch!(self, pool => pool.close().await);
+    }
+}

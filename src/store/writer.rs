@@ -1,0 +1,102 @@
+//! Group commit: one task appends events for every request in flight, many per transaction, so
+//! durable acknowledgements are not capped by the disk's fsync rate.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use super::{Intake, NewEvent, Store};
+
+/// Most events committed in one transaction.
+const MAX_BATCH: usize = 256;
+/// Requests waiting for the writer before new ones are told the store is unavailable.
+const QUEUE: usize = 4096;
+
+/// Why an event could not be stored. All answer 503: GitHub shows the delivery as failed and
+/// it can be redelivered.
+#[derive(Debug, thiserror::Error)]
+pub enum WriterError {
+    #[error("the store did not commit in time")]
+    Timeout,
+    #[error("the event writer has stopped")]
+    Stopped,
+    #[error("the store failed to commit")]
+    Store(#[source] Arc<sqlx::Error>),
+}
+
+struct Job {
+    event: NewEvent,
+    reply: oneshot::Sender<Result<Intake, WriterError>>,
+}
+
+/// The handle request handlers append through. Cloning is cheap.
+#[derive(Clone)]
+pub struct EventWriter {
+    jobs: mpsc::Sender<Job>,
+    timeout: Duration,
+}
+
+impl EventWriter {
+    /// Starts the writer task. `stored` is notified after every commit that stored something, to
+    /// wake the delivery workers. The task ends when every handle is dropped and the queue is empty.
+    pub fn spawn(
+        store: Store,
+        stored: Arc<Notify>,
+        timeout: Duration,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
+        let (jobs, receiver) = mpsc::channel(QUEUE);
+        let task = tokio::spawn(run(store, receiver, stored));
+        (Self { jobs, timeout }, task)
+    }
+
+    /// Appends one event, returning once it is committed (or it cannot be).
+    pub async fn append(&self, event: NewEvent) -> Result<Intake, WriterError> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job { event, reply };
+        let wait = async {
+            self.jobs
+                .send(job)
+                .await
+                .map_err(|_| WriterError::Stopped)?;
+            answer.await.map_err(|_| WriterError::Stopped)?
+        };
+        tokio::time::timeout(self.timeout, wait)
+            .await
+            .unwrap_or(Err(WriterError::Timeout))
+    }
+}
+
+async fn run(store: Store, mut receiver: mpsc::Receiver<Job>, stored: Arc<Notify>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        // A request that gave up waiting needs no write; its client was told 503.
+        batch.retain(|job: &Job| !job.reply.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
+        let (events, replies): (Vec<NewEvent>, Vec<_>) =
+            batch.drain(..).map(|job| (job.event, job.reply)).unzip();
+        match store.append_events(&events).await {
+            Ok(intakes) => {
+                if intakes
+                    .iter()
+                    .any(|intake| matches!(intake, Intake::Stored { .. }))
+                {
+                    // One stored permit is enough: the worker claims everything due when it wakes.
+                    stored.notify_one();
+                }
+                for (reply, intake) in replies.into_iter().zip(intakes) {
+                    let _ = reply.send(Ok(intake));
+                }
+            }
+            Err(error) => {
+                tracing::error!(error = %error, events = events.len(), "committing events failed");
+                let error = Arc::new(error);
+                for reply in replies {
+                    let _ = reply.send(Err(WriterError::Store(Arc::clone(&error))));
+                }
+            }
+        }
+    }
+}
