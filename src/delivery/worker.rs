@@ -202,7 +202,7 @@ impl DeliveryWorker {
                 "lease lost before the outcome was recorded"
             ),
             Err(error) => {
-                tracing::error!(delivery = claim.id, error = %error, "recording a delivery outcome failed")
+                tracing::error!(delivery = claim.id, error = %error, "recording a delivery outcome failed");
             }
         }
     }
@@ -225,15 +225,15 @@ fn log_attempt(claim: &Claimed, sink: &dyn Sink, finish: &Finish) {
     let (delivery, sink, event) = (claim.id, sink.name(), claim.event.delivery_id.as_str());
     match finish {
         Finish::Delivered { attempts } => {
-            tracing::info!(delivery, sink, event, attempts, "delivered")
+            tracing::info!(delivery, sink, event, attempts, "delivered");
         }
         Finish::Retry {
             attempts, error, ..
         } => {
-            tracing::warn!(delivery, sink, event, attempts, error = %error, "delivery failed; will retry")
+            tracing::warn!(delivery, sink, event, attempts, error = %error, "delivery failed; will retry");
         }
         Finish::Dead { attempts, error } => {
-            tracing::error!(delivery, sink, event, attempts, error = %error, "delivery dead-lettered")
+            tracing::error!(delivery, sink, event, attempts, error = %error, "delivery dead-lettered");
         }
     }
 }

@@ -1,0 +1,322 @@
+//! Delivery to a fake Slack: the exact request, escaping, retries, dead letters, restarts.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{AppBuilder, FakeSlack, Reply, delivery_states, payload, wait_until};
+
+fn issue_with(number: i64, title: &str, body: &str) -> Vec<u8> {
+    let mut issue: Value = serde_json::from_slice(&payload("issues/opened.payload.json")).unwrap();
+    issue["issue"]["number"] = json!(number);
+    issue["issue"]["title"] = json!(title);
+    issue["issue"]["body"] = json!(body);
+    serde_json::to_vec(&issue).unwrap()
+}
+
+async fn wait_for_status(
+    app: &crate::helpers::TestApp,
+    status: &str,
+    count: usize,
+) -> Vec<(String, i64, Option<String>)> {
+    let store = app.store().await;
+    wait_until(&format!("{count} deliveries are {status}"), || async {
+        delivery_states(&store)
+            .await
+            .iter()
+            .filter(|(s, _, _)| s == status)
+            .count()
+            >= count
+    })
+    .await;
+    delivery_states(&store).await
+}
+
+#[tokio::test]
+async fn slack_receives_the_exact_message_for_an_opened_issue() {
+    let slack = FakeSlack::start().await;
+    let app = AppBuilder::new().slack(&slack).spawn().await;
+    assert_eq!(
+        app.send("issues", "o-1", &payload("issues/opened.payload.json"))
+            .await
+            .status(),
+        202
+    );
+    let requests = slack.wait_for_requests(1).await;
+    assert_eq!(requests[0].path, "/services/T000/B000/XXXX");
+    assert_eq!(requests[0].content_type, "application/json");
+    assert_eq!(
+        requests[0].json,
+        json!({
+            "text": "New issue in Codertocat/Hello-World: #1 Spelling error in the README file (by Codertocat)",
+            "blocks": [
+                {"type": "section", "text": {"type": "mrkdwn", "text":
+                    "New issue in *Codertocat/Hello-World*\n*<https://github.com/Codertocat/Hello-World/issues/1|#1 Spelling error in the README file>*"}},
+                {"type": "section", "text": {"type": "mrkdwn", "text":
+                    ">It looks like you accidently spelled 'commit' with two 't's."}},
+                {"type": "context", "elements": [{"type": "mrkdwn", "text": "opened by *Codertocat* · labels: `bug`"}]}
+            ],
+            "unfurl_links": false,
+            "unfurl_media": false
+        })
+    );
+    let states = wait_for_status(&app, "delivered", 1).await;
+    assert_eq!(states, vec![("delivered".to_owned(), 1, None)]);
+}
+
+#[tokio::test]
+async fn user_text_cannot_ping_channels_or_forge_links() {
+    let slack = FakeSlack::start().await;
+    let app = AppBuilder::new().slack(&slack).spawn().await;
+    let body = issue_with(
+        7,
+        "<!channel> <https://evil.example|click here> & win",
+        "Hi <!here> <@U024BE7LH> <https://evil.example|login>",
+    );
+    assert_eq!(app.send("issues", "evil", &body).await.status(), 202);
+    let message = slack.wait_for_requests(1).await[0].json.to_string();
+    for raw in [
+        "<!channel>",
+        "<!here>",
+        "<@U024BE7LH>",
+        "<https://evil.example",
+    ] {
+        assert!(
+            !message.contains(raw),
+            "{raw} reached Slack unescaped: {message}"
+        );
+    }
+    assert!(
+        message.contains("&lt;!channel&gt; &lt;https://evil.example|click here&gt; &amp; win"),
+        "{message}"
+    );
+    assert!(
+        message.contains("Hi &lt;!here&gt; &lt;@U024BE7LH&gt;"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn only_configured_events_notify() {
+    let slack = FakeSlack::start().await;
+    let app = AppBuilder::new().slack(&slack).spawn().await;
+    assert_eq!(
+        app.send("issues", "c-1", &payload("issues/labeled.payload.json"))
+            .await
+            .status(),
+        202
+    );
+    assert_eq!(
+        app.send(
+            "issue_comment",
+            "c-2",
+            &payload("issue_comment/created.payload.json")
+        )
+        .await
+        .status(),
+        202
+    );
+    assert_eq!(
+        app.send("issues", "c-3", &payload("issues/opened.payload.json"))
+            .await
+            .status(),
+        202
+    );
+    wait_for_status(&app, "delivered", 1).await;
+    // One outbox row in all: the labeled issue and the comment were stored but notify nobody.
+    assert_eq!(delivery_states(&app.store().await).await.len(), 1);
+    assert_eq!(slack.requests().len(), 1);
+
+    let chatty = AppBuilder::new()
+        .slack(&slack)
+        .arg("--notify-events", "issues,issue_comment.created")
+        .spawn()
+        .await;
+    chatty
+        .send("issues", "c-1", &payload("issues/labeled.payload.json"))
+        .await;
+    chatty
+        .send(
+            "issue_comment",
+            "c-2",
+            &payload("issue_comment/created.payload.json"),
+        )
+        .await;
+    let requests = slack.wait_for_requests(3).await;
+    let texts: Vec<&str> = requests[1..]
+        .iter()
+        .map(|r| r.json["text"].as_str().unwrap())
+        .collect();
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("Labeled issue in Codertocat/Hello-World")),
+        "{texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("Comment created on Codertocat/Hello-World")),
+        "{texts:?}"
+    );
+}
+
+#[tokio::test]
+async fn server_errors_and_timeouts_are_retried_until_delivered() {
+    let slack =
+        FakeSlack::with_script(vec![Reply::Status(500), Reply::Hang, Reply::Status(503)]).await;
+    let app = AppBuilder::new()
+        .slack(&slack)
+        .arg("--retry-schedule", "0s,0s,0s,0s")
+        .arg("--slack-timeout", "300ms")
+        .spawn()
+        .await;
+    app.send("issues", "flaky", &payload("issues/opened.payload.json"))
+        .await;
+    let states = wait_for_status(&app, "delivered", 1).await;
+    assert_eq!(states, vec![("delivered".to_owned(), 4, None)]);
+    let requests = slack.requests();
+    assert_eq!(requests.len(), 4);
+    assert!(
+        requests.windows(2).all(|pair| pair[0].json == pair[1].json),
+        "every attempt sends the same message"
+    );
+}
+
+#[tokio::test]
+async fn rate_limits_honour_retry_after() {
+    // The schedule alone would wait an hour; only honouring Retry-After (1 s) delivers in time.
+    let slack = FakeSlack::with_script(vec![Reply::RetryAfter(429, 1)]).await;
+    let app = AppBuilder::new()
+        .slack(&slack)
+        .arg("--retry-schedule", "1h")
+        .spawn()
+        .await;
+    app.send("issues", "limited", &payload("issues/opened.payload.json"))
+        .await;
+    let states = wait_for_status(&app, "delivered", 1).await;
+    assert_eq!(states, vec![("delivered".to_owned(), 2, None)]);
+    assert_eq!(slack.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn client_errors_are_dead_lettered_without_retrying() {
+    let slack = FakeSlack::with_script(vec![Reply::Status(400)]).await;
+    let app = AppBuilder::new()
+        .slack(&slack)
+        .arg("--retry-schedule", "0s,0s,0s")
+        .spawn()
+        .await;
+    app.send("issues", "rejected", &payload("issues/opened.payload.json"))
+        .await;
+    let states = wait_for_status(&app, "dead", 1).await;
+    assert_eq!(states.len(), 1);
+    let (_, attempts, error) = &states[0];
+    assert_eq!(*attempts, 1);
+    assert!(error.as_deref().unwrap().contains("400"), "{error:?}");
+    assert_eq!(slack.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn dead_letter_after_the_schedule_then_retry_on_demand() {
+    let slack = FakeSlack::with_script(vec![
+        Reply::Status(500),
+        Reply::Status(502),
+        Reply::Status(500),
+    ])
+    .await;
+    let app = AppBuilder::new()
+        .slack(&slack)
+        .arg("--retry-schedule", "0s,0s")
+        .spawn()
+        .await;
+    app.send("issues", "doomed", &payload("issues/opened.payload.json"))
+        .await;
+    let states = wait_for_status(&app, "dead", 1).await;
+    let (_, attempts, error) = &states[0];
+    assert_eq!(*attempts, 3, "one try plus two retries");
+    assert!(
+        error
+            .as_deref()
+            .unwrap()
+            .starts_with("gave up after 3 attempts"),
+        "{error:?}"
+    );
+    assert_eq!(slack.requests().len(), 3);
+
+    // `herald deliveries retry` does this; Slack now answers 200.
+    let store = app.store().await;
+    assert_eq!(
+        store
+            .retry_dead(None, herald::time_util::now_ms())
+            .await
+            .unwrap(),
+        1
+    );
+    let states = wait_for_status(&app, "delivered", 1).await;
+    assert_eq!(states[0].1, 1, "a revived delivery starts a fresh schedule");
+    assert_eq!(slack.requests().len(), 4);
+}
+
+#[tokio::test]
+async fn pending_work_is_delivered_once_after_a_restart() {
+    let slack = FakeSlack::start().await;
+    // Slack allows a burst of 5 and then one message per 1000 s: the rest stays pending.
+    let first = AppBuilder::new()
+        .slack(&slack)
+        .arg("--slack-max-per-second", "0.001")
+        .spawn()
+        .await;
+    for number in 1..=8 {
+        let status = first
+            .send(
+                "issues",
+                &format!("restart-{number}"),
+                &issue_with(number, &format!("issue {number}"), "b"),
+            )
+            .await
+            .status();
+        assert_eq!(status, 202);
+    }
+    slack.wait_for_requests(5).await;
+    let dir = first.dir.clone();
+    first.stop().await.unwrap();
+    assert_eq!(
+        slack.requests().len(),
+        5,
+        "nothing more was sent while shutting down"
+    );
+
+    let second = AppBuilder::in_dir(dir).slack(&slack).spawn().await;
+    wait_for_status(&second, "delivered", 8).await;
+    let mut numbers: Vec<i64> = slack
+        .requests()
+        .iter()
+        .map(|r| {
+            r.json["text"]
+                .as_str()
+                .unwrap()
+                .split('#')
+                .nth(1)
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    numbers.sort_unstable();
+    assert_eq!(
+        numbers,
+        (1..=8).collect::<Vec<_>>(),
+        "each issue notified exactly once"
+    );
+}
+
+#[tokio::test]
+async fn without_slack_notifications_go_to_stdout_and_count_as_delivered() {
+    let app = AppBuilder::new().spawn().await;
+    app.send("issues", "console", &payload("issues/opened.payload.json"))
+        .await;
+    let states = wait_for_status(&app, "delivered", 1).await;
+    assert_eq!(states, vec![("delivered".to_owned(), 1, None)]);
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests of `herald serve` over real HTTP, against a real SQLite file and a fake Slack.
+
+mod crash;
+mod delivery;
+mod helpers;
+mod intake;
+mod properties;
