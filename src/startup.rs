@@ -60,6 +60,11 @@ pub async fn serve(
         Arc::clone(&metrics),
     );
     let worker_task = tokio::spawn(worker.run(worker_cancel.clone()));
+    let listener_task = tokio::spawn(
+        store
+            .clone()
+            .forward_announcements(Arc::clone(&wake), worker_cancel.clone()),
+    );
 
     let state = AppState {
         verifier: Arc::new(SignatureVerifier::new(secrets.clone(), config.allow_sha1)),
@@ -90,6 +95,7 @@ pub async fn serve(
     if tokio::time::timeout(grace, worker_task).await.is_err() {
         tracing::warn!("delivery attempts still running after the shutdown grace period");
     }
+    let _ = listener_task.await;
     store.close().await;
     tracing::info!("herald stopped");
     Ok(())

@@ -1,6 +1,6 @@
 //! Appending events (with their outbox rows, in one transaction) and reading them back.
 
-use super::{Intake, NewEvent, Store, StoreError, StoredEvent, dispatch};
+use super::{Backend, Intake, NOTIFY_OUTBOX, NewEvent, Store, StoreError, StoredEvent, dispatch};
 
 const INSERT_EVENT: &str = "INSERT INTO events
     (hook_id, delivery_id, event, action, repository, issue_number, actor, received_at, payload)
@@ -49,6 +49,10 @@ impl Store {
                         .await?;
                 }
                 intakes.push(Intake::Stored { event_id });
+            }
+            if self.backend() == Backend::Postgres && intakes.iter().any(|i| matches!(i, Intake::Stored { .. })) {
+                // Delivered to every listening instance when (and only if) the commit succeeds.
+                sqlx::query(NOTIFY_OUTBOX).execute(&mut *tx).await?;
             }
             tx.commit().await?;
             Ok(intakes)

@@ -5,11 +5,13 @@
 
 mod connect;
 mod events;
+mod listen;
 mod outbox;
 mod writer;
 
 use sqlx::{PgPool, SqlitePool};
 
+pub use connect::redact_url;
 pub use outbox::{Claimed, DeliveryRow, DeliveryStatus, Finish, QueueDepth};
 pub use writer::{EventWriter, WriterError};
 
@@ -50,6 +52,10 @@ pub enum Backend {
     Sqlite,
     Postgres,
 }
+
+/// The PostgreSQL channel on which commits that add outbox rows are announced.
+pub const OUTBOX_CHANNEL: &str = "herald_outbox";
+const NOTIFY_OUTBOX: &str = "NOTIFY herald_outbox";
 
 /// Errors from the store; the cause chain is logged, never sent to clients.
 pub type StoreError = sqlx::Error;

@@ -255,6 +255,9 @@ impl Store {
         let done = dispatch!(self, pool => {
             sqlx::query(RETRY_DEAD).bind(now).bind(id.is_none()).bind(id.unwrap_or(0)).execute(pool).await?.rows_affected()
         });
+        if done > 0 {
+            self.announce_outbox().await?;
+        }
         Ok(done)
     }
 

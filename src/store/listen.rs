@@ -1,0 +1,59 @@
+//! Waking delivery workers across instances: on PostgreSQL every commit that adds due outbox rows
+//! sends `NOTIFY herald_outbox`, and each instance listens, so a row stored by one instance is
+//! picked up at once by whichever is free, without polling the database hard when idle.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::PgListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::{NOTIFY_OUTBOX, OUTBOX_CHANNEL, Store, StoreError};
+
+impl Store {
+    /// Tells every listening instance that outbox rows became due (no-op on SQLite, whose
+    /// only instance is woken in process).
+    pub async fn announce_outbox(&self) -> Result<(), StoreError> {
+        if let Self::Postgres(pool) = self {
+            sqlx::query(NOTIFY_OUTBOX).execute(pool).await?;
+        }
+        Ok(())
+    }
+
+    /// On PostgreSQL, forwards outbox announcements to `wake` until `cancel` fires, reconnecting
+    /// after errors. Returns at once on SQLite.
+    pub async fn forward_announcements(self, wake: Arc<Notify>, cancel: CancellationToken) {
+        let Self::Postgres(pool) = self else { return };
+        while !cancel.is_cancelled() {
+            let mut listener = match PgListener::connect_with(&pool).await {
+                Ok(listener) => listener,
+                Err(error) => {
+                    tracing::warn!(error = %error, "cannot listen for outbox announcements; polling meanwhile");
+                    tokio::select! {
+                        () = cancel.cancelled() => return,
+                        () = tokio::time::sleep(Duration::from_secs(5)) => continue,
+                    }
+                }
+            };
+            if let Err(error) = listener.listen(OUTBOX_CHANNEL).await {
+                tracing::warn!(error = %error, "LISTEN failed; polling meanwhile");
+                continue;
+            }
+            // A commit may have happened while we were not listening.
+            wake.notify_one();
+            loop {
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    received = listener.recv() => match received {
+                        Ok(_) => wake.notify_one(),
+                        Err(error) => {
+                            tracing::warn!(error = %error, "outbox announcements interrupted; reconnecting");
+                            break;
+                        }
+                    },
+                }
+            }
+        }
+    }
+}
