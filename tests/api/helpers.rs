@@ -255,7 +255,7 @@ impl FakeSlack {
             ..FakeState::default()
         });
         let app = Router::new()
-            .route("/services/T000/B000/XXXX", axum::routing::post(record))
+            .route("/services/{*hook}", axum::routing::post(record))
             .with_state(Arc::clone(&state));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = format!("http://{}", listener.local_addr().unwrap());
@@ -270,11 +270,22 @@ impl FakeSlack {
     }
 
     pub fn url(&self) -> String {
-        format!("{}/services/T000/B000/XXXX", self.address)
+        self.url_for("T000/B000/XXXX")
+    }
+
+    /// A distinct webhook URL on the same fake, to tell senders apart by `Recorded::path`.
+    pub fn url_for(&self, hook: &str) -> String {
+        format!("{}/services/{hook}", self.address)
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
         self.state.requests.lock().unwrap().clone()
+    }
+
+    /// Requests sent to `url_for(hook)`.
+    pub fn requests_to(&self, hook: &str) -> usize {
+        let path = format!("/services/{hook}");
+        self.requests().iter().filter(|r| r.path == path).count()
     }
 
     pub async fn wait_for_requests(&self, count: usize) -> Vec<Recorded> {
@@ -286,7 +297,12 @@ impl FakeSlack {
     }
 }
 
-async fn record(State(state): State<Arc<FakeState>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn record(
+    State(state): State<Arc<FakeState>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let content_type = headers
         .get("content-type")
@@ -294,7 +310,7 @@ async fn record(State(state): State<Arc<FakeState>>, headers: HeaderMap, body: B
         .unwrap_or("")
         .to_owned();
     state.requests.lock().unwrap().push(Recorded {
-        path: "/services/T000/B000/XXXX".into(),
+        path: uri.path().to_owned(),
         content_type,
         json,
     });

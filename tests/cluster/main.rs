@@ -1,0 +1,264 @@
+//! Several `herald serve` processes on one PostgreSQL database: intake spread across them, every
+//! event stored once and notified once, and a killed instance's work finished by the others.
+
+#[expect(
+    dead_code,
+    reason = "shared with tests/store; this binary uses the PostgreSQL part"
+)]
+#[path = "../store/databases.rs"]
+mod databases;
+#[expect(
+    dead_code,
+    reason = "shared with tests/api; this binary uses part of it"
+)]
+#[path = "../api/helpers.rs"]
+mod helpers;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use herald::github::sign_sha256;
+use herald::store::{QueueDepth, Store};
+
+use helpers::{FakeSlack, SECRET, payload};
+
+/// These tests move thousands of events; they get longer than the usual deadline.
+const LONG: Duration = Duration::from_secs(120);
+
+struct Instance {
+    child: Child,
+    address: String,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start(database_url: &str, slack_url: &str, extra: &[(&str, &str)]) -> Instance {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
+    command
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("HERALD_LISTEN", format!("127.0.0.1:{port}"))
+        .env("HERALD_DATABASE_URL", database_url)
+        .env("HERALD_WEBHOOK_SECRET", SECRET)
+        .env("HERALD_SLACK_WEBHOOK_URL", slack_url)
+        .env("HERALD_SLACK_MAX_PER_SECOND", "0")
+        .env("HERALD_DELIVERY_LEASE", "2s")
+        .env("HERALD_POLL_INTERVAL", "200ms")
+        .env("HERALD_RETRY_SCHEDULE", "0s,0s,0s")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (key, value) in extra {
+        command.env(key, value);
+    }
+    let instance = Instance {
+        child: command.spawn().expect("starting herald"),
+        address: format!("http://127.0.0.1:{port}"),
+    };
+    let client = reqwest::Client::new();
+    helpers::wait_until("the instance is ready", || async {
+        client
+            .get(format!("{}/readyz", instance.address))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    std::mem::forget(dir); // the process runs in it; removed with the machine's temp files
+    instance
+}
+
+fn issue(number: usize) -> Vec<u8> {
+    let mut body: serde_json::Value =
+        serde_json::from_slice(&payload("issues/opened.payload.json")).unwrap();
+    body["issue"]["number"] = number.into();
+    serde_json::to_vec(&body).unwrap()
+}
+
+async fn send(
+    client: &reqwest::Client,
+    instance: &Instance,
+    delivery: String,
+    body: Vec<u8>,
+) -> u16 {
+    client
+        .post(format!("{}/webhook", instance.address))
+        .header("x-github-event", "issues")
+        .header("x-github-delivery", delivery)
+        .header("x-hub-signature-256", sign_sha256(SECRET, &body))
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Issue numbers Slack was told about, sorted.
+fn notified_numbers(slack: &FakeSlack) -> Vec<usize> {
+    let mut numbers: Vec<usize> = slack
+        .requests()
+        .iter()
+        .map(|r| {
+            r.json["text"]
+                .as_str()
+                .unwrap()
+                .split('#')
+                .nth(1)
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    numbers.sort_unstable();
+    numbers
+}
+
+async fn wait_long(what: &str, mut condition: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + LONG;
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn two_instances_store_and_notify_every_event_exactly_once() {
+    helpers::install_crypto();
+    let Some(db) = databases::postgres().await else {
+        return;
+    };
+    let slack = FakeSlack::start().await;
+    let first = start(&db.url, &slack.url_for("first"), &[]).await;
+    let second = start(&db.url, &slack.url_for("second"), &[]).await;
+    let instances = [&first, &second];
+    let client = reqwest::Client::new();
+    const EVENTS: usize = 2000;
+    let statuses: Vec<u16> = futures_util::stream::iter(0..EVENTS)
+        .map(|n| send(&client, instances[n % 2], format!("delivery-{n}"), issue(n)))
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    assert!(
+        statuses.iter().all(|s| *s == 202),
+        "every distinct event is stored"
+    );
+    // GitHub redelivering to the other instance: recognised there too.
+    let redelivered: Vec<u16> = futures_util::stream::iter(0..100)
+        .map(|n| {
+            send(
+                &client,
+                instances[(n + 1) % 2],
+                format!("delivery-{n}"),
+                issue(n),
+            )
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    assert!(
+        redelivered.iter().all(|s| *s == 200),
+        "redeliveries are duplicates"
+    );
+
+    let store: Store = db.connect().await;
+    wait_long("every delivery is settled", async || {
+        store.queue_depth().await.unwrap()
+            == QueueDepth {
+                pending: 0,
+                dead: 0,
+            }
+            && store.list_deliveries(None, 1).await.unwrap().len() == 1
+            && slack.requests().len() >= EVENTS
+    })
+    .await;
+    assert_eq!(store.count_events().await.unwrap(), EVENTS as i64);
+    assert_eq!(
+        notified_numbers(&slack),
+        (0..EVENTS).collect::<Vec<_>>(),
+        "each event notified exactly once"
+    );
+    let (by_first, by_second) = (slack.requests_to("first"), slack.requests_to("second"));
+    assert!(
+        by_first > 0 && by_second > 0,
+        "both instances delivered ({by_first} + {by_second})"
+    );
+}
+
+#[tokio::test]
+async fn a_killed_instances_claims_are_finished_by_another_after_the_lease() {
+    helpers::install_crypto();
+    let Some(db) = databases::postgres().await else {
+        return;
+    };
+    let slack = FakeSlack::start().await;
+    // The first instance may send a burst of 5, then one message per 1000 s: whatever else it
+    // claims stays leased (not started) until it dies.
+    let mut first = start(
+        &db.url,
+        &slack.url_for("first"),
+        &[("HERALD_SLACK_MAX_PER_SECOND", "0.001")],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    const EVENTS: usize = 50;
+    for n in 0..EVENTS {
+        assert_eq!(send(&client, &first, format!("k-{n}"), issue(n)).await, 202);
+    }
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let held = async || -> i64 {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM outbox WHERE status = 'pending' AND lease_owner IS NOT NULL",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    wait_long(
+        "the first instance sent its burst and holds a full set of claims",
+        async || slack.requests_to("first") == 5 && held().await == 8,
+    )
+    .await;
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+
+    let second = start(&db.url, &slack.url_for("second"), &[]).await;
+    let store: Store = db.connect().await;
+    wait_long("the survivor delivered everything", async || {
+        store.queue_depth().await.unwrap()
+            == QueueDepth {
+                pending: 0,
+                dead: 0,
+            }
+            && slack.requests().len() >= EVENTS
+    })
+    .await;
+    assert_eq!(
+        notified_numbers(&slack),
+        (0..EVENTS).collect::<Vec<_>>(),
+        "each event notified exactly once"
+    );
+    assert_eq!(
+        slack.requests_to("second"),
+        EVENTS - 5,
+        "including the 8 claims the dead instance held"
+    );
+    drop(second);
+}
