@@ -29,7 +29,10 @@ impl Store {
                 // FULL: a commit survives power loss, so a 2xx never acknowledges a lost event.
                 .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(Duration::from_secs(10))
-                .foreign_keys(true);
+                .foreign_keys(true)
+                // Checkpoints run from a background task (see `checkpoint_forever`), not inside
+                // whichever commit crosses the threshold: that commit is a webhook's answer.
+                .pragma("wal_autocheckpoint", "0");
             let pool = SqlitePoolOptions::new()
                 .max_connections(config.database_max_connections.max(2))
                 .acquire_timeout(Duration::from_secs(10))

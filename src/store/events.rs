@@ -1,62 +1,77 @@
 //! Appending events (with their outbox rows, in one transaction) and reading them back.
 
+use std::collections::HashMap;
+
 use super::{Backend, Intake, NOTIFY_OUTBOX, NewEvent, Store, StoreError, StoredEvent, dispatch};
 
-const INSERT_EVENT: &str = "INSERT INTO events
-    (hook_id, delivery_id, event, action, repository, issue_number, actor, received_at, payload)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-    ON CONFLICT (hook_id, delivery_id) DO NOTHING
-    RETURNING id";
-
+const INSERT_EVENTS: &str = "INSERT INTO events
+    (hook_id, delivery_id, event, action, repository, issue_number, actor, received_at, payload) ";
+const ON_CONFLICT: &str =
+    " ON CONFLICT (hook_id, delivery_id) DO NOTHING RETURNING id, hook_id, delivery_id";
 const INSERT_OUTBOX: &str = "INSERT INTO outbox
-    (event_id, sink, status, attempts, next_attempt_at, created_at, updated_at)
-    VALUES ($1, $2, 'pending', 0, $3, $3, $3)";
+    (event_id, sink, status, attempts, next_attempt_at, created_at, updated_at) ";
 
 const SELECT_EVENT: &str = "SELECT id, hook_id, delivery_id, event, action, repository,
     issue_number, actor, received_at, payload FROM events WHERE id = $1";
 
+/// Rows per multi-row INSERT, well under both databases' bound-parameter limits.
+const ROWS_PER_STATEMENT: usize = 256;
+
 impl Store {
     /// Appends a batch of events in one transaction (group commit): all are durable when this
     /// returns `Ok`, none when it returns `Err`. Redeliveries come back as [`Intake::Duplicate`],
-    /// decided by the unique key, so concurrent instances cannot both store one.
+    /// decided by the unique key, so concurrent instances cannot both store one. Each chunk of
+    /// events is one multi-row statement, so a batch costs a few round trips, not one per event.
     pub async fn append_events(&self, events: &[NewEvent]) -> Result<Vec<Intake>, StoreError> {
+        let mut intakes = Vec::with_capacity(events.len());
         dispatch!(self, pool, begin => {
             let mut tx = pool.begin_with(begin).await?;
-            let mut intakes = Vec::with_capacity(events.len());
-            for event in events {
-                let id: Option<i64> = sqlx::query_scalar(INSERT_EVENT)
-                    .bind(&event.hook_id)
-                    .bind(&event.delivery_id)
-                    .bind(&event.event)
-                    .bind(&event.action)
-                    .bind(&event.repository)
-                    .bind(event.issue_number)
-                    .bind(&event.actor)
-                    .bind(event.received_at)
-                    .bind(&event.payload)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let Some(event_id) = id else {
-                    intakes.push(Intake::Duplicate);
-                    continue;
-                };
-                for sink in &event.sinks {
-                    sqlx::query(INSERT_OUTBOX)
-                        .bind(event_id)
-                        .bind(sink)
-                        .bind(event.received_at)
-                        .execute(&mut *tx)
-                        .await?;
+            for chunk in events.chunks(ROWS_PER_STATEMENT) {
+                let mut insert = sqlx::QueryBuilder::new(INSERT_EVENTS);
+                insert.push_values(chunk, |mut row, event| {
+                    row.push_bind(&event.hook_id)
+                        .push_bind(&event.delivery_id)
+                        .push_bind(&event.event)
+                        .push_bind(&event.action)
+                        .push_bind(&event.repository)
+                        .push_bind(event.issue_number)
+                        .push_bind(&event.actor)
+                        .push_bind(event.received_at)
+                        .push_bind(&event.payload);
+                });
+                insert.push(ON_CONFLICT);
+                let inserted: Vec<(i64, String, String)> = insert.build_query_as().fetch_all(&mut *tx).await?;
+                let chunk_intakes = match_inserted(chunk, inserted);
+                let fan_out: Vec<(i64, &NewEvent, &String)> = chunk
+                    .iter()
+                    .zip(&chunk_intakes)
+                    .filter_map(|(event, intake)| match intake {
+                        Intake::Stored { event_id } => Some((*event_id, event)),
+                        Intake::Duplicate => None,
+                    })
+                    .flat_map(|(id, event)| event.sinks.iter().map(move |sink| (id, event, sink)))
+                    .collect();
+                for rows in fan_out.chunks(ROWS_PER_STATEMENT) {
+                    let mut outbox = sqlx::QueryBuilder::new(INSERT_OUTBOX);
+                    outbox.push_values(rows, |mut row, (event_id, event, sink)| {
+                        row.push_bind(*event_id)
+                            .push_bind(*sink)
+                            .push("'pending', 0")
+                            .push_bind(event.received_at)
+                            .push_bind(event.received_at)
+                            .push_bind(event.received_at);
+                    });
+                    outbox.build().execute(&mut *tx).await?;
                 }
-                intakes.push(Intake::Stored { event_id });
+                intakes.extend(chunk_intakes);
             }
             if self.backend() == Backend::Postgres && intakes.iter().any(|i| matches!(i, Intake::Stored { .. })) {
                 // Delivered to every listening instance when (and only if) the commit succeeds.
                 sqlx::query(NOTIFY_OUTBOX).execute(&mut *tx).await?;
             }
             tx.commit().await?;
-            Ok(intakes)
-        })
+        });
+        Ok(intakes)
     }
 
     /// One stored event by id.
@@ -72,4 +87,23 @@ impl Store {
             sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(pool).await
         })
     }
+}
+
+/// Pairs each event of a chunk with the row the INSERT returned for it, if any. Rows come back
+/// in no particular order and only for events that were new; when one key occurs twice in a
+/// chunk, the first occurrence is the stored one and the second a duplicate.
+fn match_inserted(chunk: &[NewEvent], inserted: Vec<(i64, String, String)>) -> Vec<Intake> {
+    let mut new_ids: HashMap<(String, String), i64> = inserted
+        .into_iter()
+        .map(|(id, hook, delivery)| ((hook, delivery), id))
+        .collect();
+    chunk
+        .iter()
+        .map(
+            |event| match new_ids.remove(&(event.hook_id.clone(), event.delivery_id.clone())) {
+                Some(event_id) => Intake::Stored { event_id },
+                None => Intake::Duplicate,
+            },
+        )
+        .collect()
 }

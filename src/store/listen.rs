@@ -11,7 +11,35 @@ use tokio_util::sync::CancellationToken;
 
 use super::{NOTIFY_OUTBOX, OUTBOX_CHANNEL, Store, StoreError};
 
+/// How often the SQLite write-ahead log is folded back into the database.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+
 impl Store {
+    /// On SQLite, checkpoints the write-ahead log every second until `cancel` fires (PASSIVE:
+    /// never blocks writers or readers), keeping it small without stalling a commit. Returns at
+    /// once on PostgreSQL.
+    pub async fn checkpoint_forever(self, cancel: CancellationToken) {
+        let Self::Sqlite(pool) = self else { return };
+        let mut ticks = tokio::time::interval(CHECKPOINT_INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                _ = ticks.tick() => {}
+            }
+            if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+            {
+                tracing::warn!(error = %error, "WAL checkpoint failed");
+            }
+        }
+        // Fold everything in before the process exits, so the WAL does not outlive it.
+        let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&pool)
+            .await;
+    }
+
     /// Tells every listening instance that outbox rows became due (no-op on SQLite, whose
     /// only instance is woken in process).
     pub async fn announce_outbox(&self) -> Result<(), StoreError> {

@@ -77,8 +77,14 @@ async fn run(store: Store, mut receiver: mpsc::Receiver<Job>, stored: Arc<Notify
         }
         let (events, replies): (Vec<NewEvent>, Vec<_>) =
             batch.drain(..).map(|job| (job.event, job.reply)).unzip();
+        let started = std::time::Instant::now();
         match store.append_events(&events).await {
             Ok(intakes) => {
+                tracing::debug!(
+                    events = events.len(),
+                    elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+                    "batch committed"
+                );
                 if intakes
                     .iter()
                     .any(|intake| matches!(intake, Intake::Stored { .. }))
