@@ -154,11 +154,15 @@ impl DeliveryWorker {
             () = sink.ready() => {}
         }
         let lease_ms = duration_ms(self.settings.lease);
-        match self
-            .store
-            .start_attempt(claim.id, &self.owner, now_ms(), lease_ms)
-            .await
-        {
+        // Only an attempt that could be duplicated needs to be on record before it leaves.
+        let recorded = if sink.idempotent() {
+            Ok(true)
+        } else {
+            self.store
+                .start_attempt(claim.id, &self.owner, now_ms(), lease_ms)
+                .await
+        };
+        match recorded {
             Ok(true) => {}
             Ok(false) => return, // Another worker took the row over after our lease expired.
             Err(error) => {

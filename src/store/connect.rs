@@ -26,8 +26,11 @@ impl Store {
                 .with_context(|| format!("invalid SQLite URL {shown}"))?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
-                // FULL: a commit survives power loss, so a 2xx never acknowledges a lost event.
-                .synchronous(SqliteSynchronous::Full)
+                // NORMAL for bookkeeping (leases, outcomes): in WAL mode it survives a crash of
+                // the process, and after power loss the worst case is one repeated attempt.
+                // Appending events switches its connection to FULL (see `append_events`), so a
+                // 2xx never acknowledges an event that power loss could take back.
+                .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
                 // Checkpoints run from a background task (see `checkpoint_forever`), not inside

@@ -2,6 +2,8 @@
 
 use std::collections::HashMap;
 
+use sqlx::Connection;
+
 use super::{Backend, Intake, NOTIFY_OUTBOX, NewEvent, Store, StoreError, StoredEvent, dispatch};
 
 const INSERT_EVENTS: &str = "INSERT INTO events
@@ -14,6 +16,11 @@ const INSERT_OUTBOX: &str = "INSERT INTO outbox
 const SELECT_EVENT: &str = "SELECT id, hook_id, delivery_id, event, action, repository,
     issue_number, actor, received_at, payload FROM events WHERE id = $1";
 
+/// Events are committed with a full sync (survives power loss); the connection goes back to the
+/// pool's NORMAL afterwards. SQLite only.
+const SYNC_FULL: &str = "PRAGMA synchronous = FULL";
+const SYNC_NORMAL: &str = "PRAGMA synchronous = NORMAL";
+
 /// Rows per multi-row INSERT, well under both databases' bound-parameter limits.
 const ROWS_PER_STATEMENT: usize = 256;
 
@@ -24,8 +31,13 @@ impl Store {
     /// events is one multi-row statement, so a batch costs a few round trips, not one per event.
     pub async fn append_events(&self, events: &[NewEvent]) -> Result<Vec<Intake>, StoreError> {
         let mut intakes = Vec::with_capacity(events.len());
+        let sqlite = self.backend() == Backend::Sqlite;
         dispatch!(self, pool, begin => {
-            let mut tx = pool.begin_with(begin).await?;
+            let mut connection = pool.acquire().await?;
+            if sqlite {
+                sqlx::query(SYNC_FULL).execute(&mut *connection).await?;
+            }
+            let mut tx = connection.begin_with(begin).await?;
             for chunk in events.chunks(ROWS_PER_STATEMENT) {
                 let mut insert = sqlx::QueryBuilder::new(INSERT_EVENTS);
                 insert.push_values(chunk, |mut row, event| {
@@ -70,6 +82,9 @@ impl Store {
                 sqlx::query(NOTIFY_OUTBOX).execute(&mut *tx).await?;
             }
             tx.commit().await?;
+            if sqlite {
+                sqlx::query(SYNC_NORMAL).execute(&mut *connection).await?;
+            }
         });
         Ok(intakes)
     }
