@@ -10,8 +10,6 @@ use crate::time_util::{format_ms, now_ms};
 
 #[derive(Debug, Args)]
 pub struct DeliveriesArgs {
-    #[command(flatten)]
-    database: DatabaseConfig,
     #[command(subcommand)]
     command: DeliveriesCommand,
 }
@@ -20,6 +18,8 @@ pub struct DeliveriesArgs {
 enum DeliveriesCommand {
     /// List deliveries, newest first.
     List {
+        #[command(flatten)]
+        database: DatabaseConfig,
         /// Which deliveries to show.
         #[arg(long, value_enum, default_value_t = StatusFilter::All)]
         status: StatusFilter,
@@ -29,11 +29,16 @@ enum DeliveriesCommand {
     },
     /// List dead-lettered deliveries (gave up, or refused by the sink).
     Dead {
+        #[command(flatten)]
+        database: DatabaseConfig,
+        /// Most rows shown.
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
     /// Queue dead deliveries again, due now, with a fresh retry schedule.
     Retry {
+        #[command(flatten)]
+        database: DatabaseConfig,
         /// The delivery id (from `list`).
         #[arg(required_unless_present = "all", conflicts_with = "all")]
         id: Option<i64>,
@@ -64,13 +69,18 @@ impl StatusFilter {
 
 impl DeliveriesArgs {
     pub async fn run(self) -> anyhow::Result<ExitCode> {
-        let store = Store::connect(&self.database).await?;
+        let database = match &self.command {
+            DeliveriesCommand::List { database, .. }
+            | DeliveriesCommand::Dead { database, .. }
+            | DeliveriesCommand::Retry { database, .. } => database,
+        };
+        let store = Store::connect(database).await?;
         let code = match self.command {
-            DeliveriesCommand::List { status, limit } => {
+            DeliveriesCommand::List { status, limit, .. } => {
                 print_rows(&store.list_deliveries(status.status(), limit).await?);
                 ExitCode::SUCCESS
             }
-            DeliveriesCommand::Dead { limit } => {
+            DeliveriesCommand::Dead { limit, .. } => {
                 print_rows(
                     &store
                         .list_deliveries(Some(DeliveryStatus::Dead), limit)
@@ -78,7 +88,7 @@ impl DeliveriesArgs {
                 );
                 ExitCode::SUCCESS
             }
-            DeliveriesCommand::Retry { id, all } => {
+            DeliveriesCommand::Retry { id, all, .. } => {
                 let revived = store
                     .retry_dead(if all { None } else { id }, now_ms())
                     .await?;

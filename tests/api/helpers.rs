@@ -220,6 +220,8 @@ pub enum Reply {
     RetryAfter(u16, u64),
     /// Never answers (until the client gives up).
     Hang,
+    /// Answers 200, slowly: a request that is in flight for a while.
+    Slow(Duration),
 }
 
 /// One request the fake Slack received.
@@ -329,6 +331,10 @@ async fn record(
         Some(Reply::Hang) => {
             std::future::pending::<()>().await;
             unreachable!()
+        }
+        Some(Reply::Slow(delay)) => {
+            tokio::time::sleep(delay).await;
+            (StatusCode::OK, "ok").into_response()
         }
     }
 }

@@ -1,5 +1,6 @@
 //! End-to-end tests of `herald serve` over real HTTP, against a real SQLite file and a fake Slack.
 
+mod cli;
 mod crash;
 mod delivery;
 mod helpers;

@@ -1,0 +1,282 @@
+//! The binary as an operator meets it: the first run's generated secret, `send-test`,
+//! `deliveries list`, and a graceful SIGTERM that lets the attempt in flight finish.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::helpers::{AppBuilder, FakeSlack, Reply, SECRET, delivery_states, wait_until};
+
+fn herald() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("HERALD_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn wait_ready(port: u16) {
+    let client = reqwest::Client::new();
+    wait_until("herald answers /readyz", || async {
+        client
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+}
+
+fn terminate(child: &std::process::Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_run_generates_a_private_secret_and_prints_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = || async {
+        let port = free_port();
+        let mut child = herald()
+            .arg("serve")
+            .current_dir(dir.path())
+            .env("HERALD_LISTEN", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_ready(port).await;
+        terminate(&child);
+        let status = child.wait().unwrap();
+        let mut stdout = String::new();
+        std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+        (status, stdout)
+    };
+    let (status, first) = run().await;
+    assert!(status.success(), "a SIGTERM is a clean exit");
+    let secret = std::fs::read_to_string(dir.path().join("herald.secret"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert_eq!(secret.len(), 64);
+    assert!(
+        first.contains(&format!("Secret:       {secret}")),
+        "{first}"
+    );
+    assert!(
+        first.contains("Payload URL:") && first.contains("application/json"),
+        "{first}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("herald.secret"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let (_, second) = run().await;
+    assert!(!second.contains(&secret), "printed once only: {second}");
+    assert!(
+        dir.path().join("herald.db").exists(),
+        "the embedded default database"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_test_signs_posts_and_reports_the_answer() {
+    let app = AppBuilder::new().spawn().await;
+    let url = format!("{}/webhook", app.address);
+    let send = |extra: &[&str], secret: &str| {
+        let mut command = herald();
+        command
+            .args(["send-test", "--url", &url])
+            .args(extra)
+            .env("HERALD_WEBHOOK_SECRET", secret);
+        command.output().unwrap()
+    };
+    let output = send(&["--delivery", "try-1"], SECRET);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("issues delivery try-1 -> HTTP 202 Accepted"),
+        "{stdout}"
+    );
+    let again = send(&["--delivery", "try-1"], SECRET);
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("HTTP 200 OK"),
+        "deduplicated"
+    );
+    let payload = crate::helpers::payloads_dir().join("issue_comment/created.payload.json");
+    let custom = send(
+        &[
+            "--payload",
+            payload.to_str().unwrap(),
+            "--event",
+            "issue_comment",
+        ],
+        SECRET,
+    );
+    assert!(
+        String::from_utf8_lossy(&custom.stdout).contains("issue_comment delivery"),
+        "custom payload"
+    );
+    let wrong = send(&[], "not-the-secret");
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stdout).contains("HTTP 401"));
+    let store = app.store().await;
+    assert_eq!(store.count_events().await.unwrap(), 2);
+    let event = store.event(1).await.unwrap().unwrap();
+    assert_eq!(
+        (event.event.as_str(), event.action.as_deref()),
+        ("issues", Some("opened"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_test_without_any_secret_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = herald()
+        .arg("send-test")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no webhook secret: set HERALD_WEBHOOK_SECRET"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_list_shows_the_outbox() {
+    let slack = FakeSlack::with_script(vec![Reply::Status(404)]).await;
+    let app = AppBuilder::new().slack(&slack).spawn().await;
+    app.send(
+        "issues",
+        "listed",
+        &crate::helpers::payload("issues/opened.payload.json"),
+    )
+    .await;
+    let store = app.store().await;
+    wait_until("the delivery is dead", || async {
+        delivery_states(&store)
+            .await
+            .first()
+            .is_some_and(|s| s.0 == "dead")
+    })
+    .await;
+    let output = herald()
+        .args([
+            "deliveries",
+            "list",
+            "--status",
+            "dead",
+            "--database-url",
+            &app.database_url,
+        ])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{listing}");
+    let line = listing
+        .lines()
+        .find(|l| l.contains("slack"))
+        .unwrap_or_else(|| panic!("{listing}"));
+    for expected in [
+        "dead",
+        "issues.opened",
+        "Codertocat/Hello-World#1",
+        "HTTP 404",
+    ] {
+        assert!(line.contains(expected), "{expected} missing from {line}");
+    }
+    let none = herald()
+        .args([
+            "deliveries",
+            "list",
+            "--status",
+            "pending",
+            "--database-url",
+            &app.database_url,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&none.stdout).trim(),
+        "no deliveries"
+    );
+    let missing = herald()
+        .args([
+            "deliveries",
+            "retry",
+            "999",
+            "--database-url",
+            &app.database_url,
+        ])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success(), "retrying an unknown id fails");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_the_attempt_in_flight_finish() {
+    let slack = FakeSlack::with_script(vec![Reply::Slow(Duration::from_millis(1500))]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = herald()
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("HERALD_LISTEN", format!("127.0.0.1:{port}"))
+        .env("HERALD_WEBHOOK_SECRET", SECRET)
+        .env("HERALD_SLACK_WEBHOOK_URL", slack.url())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_ready(port).await;
+    let body = crate::helpers::payload("issues/opened.payload.json");
+    let response = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/webhook"))
+        .header("x-github-event", "issues")
+        .header("x-github-delivery", "graceful")
+        .header(
+            "x-hub-signature-256",
+            herald::github::sign_sha256(SECRET, &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    slack.wait_for_requests(1).await; // Slack is now slowly answering.
+    terminate(&child);
+    assert!(child.wait().unwrap().success());
+    let store = herald::store::Store::connect(&herald::config::DatabaseConfig {
+        database_url: format!("sqlite://{}", dir.path().join("herald.db").display()),
+        database_max_connections: 2,
+        database_statement_timeout: Duration::from_secs(5),
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        delivery_states(&store).await,
+        vec![("delivered".to_owned(), 1, None)],
+        "the attempt was finished and recorded"
+    );
+    assert_eq!(slack.requests().len(), 1);
+}
