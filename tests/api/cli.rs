@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::helpers::{AppBuilder, FakeSlack, Reply, SECRET, delivery_states, wait_until};
 
 fn herald() -> Command {
+    crate::helpers::install_crypto();
     let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
     for (key, _) in std::env::vars() {
         if key.starts_with("HERALD_") {
@@ -279,4 +280,93 @@ async fn sigterm_lets_the_attempt_in_flight_finish() {
         "the attempt was finished and recorded"
     );
     assert_eq!(slack.requests().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_follow_cloud_logging_and_never_contain_secrets() {
+    // A 404 from "Slack" makes the delivery fail, so errors mentioning it are logged too.
+    let slack = FakeSlack::with_script(vec![Reply::Status(404)]).await;
+    let slack_url = slack.url_for("T000/B000/sl4ck-s3cret-t0ken");
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = herald()
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("HERALD_LISTEN", format!("127.0.0.1:{port}"))
+        .env("HERALD_WEBHOOK_SECRET", "w3bh00k-s3cret,0ld-s3cret")
+        .env("HERALD_SLACK_WEBHOOK_URL", &slack_url)
+        .env("HERALD_RETRY_SCHEDULE", "0s")
+        .env("K_SERVICE", "herald")
+        .env("GOOGLE_CLOUD_PROJECT", "proj")
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_ready(port).await;
+    let client = reqwest::Client::new();
+    let body = crate::helpers::payload("issues/opened.payload.json");
+    for (delivery, secret) in [("good", "w3bh00k-s3cret"), ("bad", "guess")] {
+        client
+            .post(format!("http://127.0.0.1:{port}/webhook"))
+            .header("x-github-event", "issues")
+            .header("x-github-delivery", delivery)
+            .header(
+                "x-cloud-trace-context",
+                "105445aa7843bc8bf206b12000100000/1;o=1",
+            )
+            .header(
+                "x-hub-signature-256",
+                herald::github::sign_sha256(secret, &body),
+            )
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+    }
+    slack.wait_for_requests(1).await;
+    let db = format!("sqlite://{}", dir.path().join("herald.db").display());
+    let store = herald::store::Store::connect(&herald::config::DatabaseConfig {
+        database_url: db,
+        database_max_connections: 2,
+        database_statement_timeout: Duration::from_secs(5),
+    })
+    .await
+    .unwrap();
+    wait_until("the failed delivery is recorded", || async {
+        delivery_states(&store)
+            .await
+            .first()
+            .is_some_and(|s| s.0 == "dead")
+    })
+    .await;
+    terminate(&child);
+    child.wait().unwrap();
+    let mut logs = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut logs).unwrap();
+    for secret in ["w3bh00k-s3cret", "0ld-s3cret", "sl4ck-s3cret-t0ken"] {
+        assert!(!logs.contains(secret), "{secret} leaked into the logs");
+    }
+    let entries: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    assert!(
+        entries.iter().all(|e| e["severity"].is_string()
+            && e["message"].is_string()
+            && e["time"].is_string())
+    );
+    let stored = entries
+        .iter()
+        .find(|e| e["message"] == "event stored")
+        .expect("an 'event stored' entry");
+    assert_eq!(
+        stored["logging.googleapis.com/trace"],
+        "projects/proj/traces/105445aa7843bc8bf206b12000100000"
+    );
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["severity"] == "ERROR" && e["message"] == "delivery dead-lettered")
+    );
 }
