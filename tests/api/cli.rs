@@ -4,65 +4,29 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::helpers::{AppBuilder, FakeSlack, Reply, SECRET, delivery_states, wait_until};
+use crate::helpers::{
+    AppBuilder, FakeSlack, Process, Reply, SECRET, default_database, delivery_states,
+    herald_command, open_store, quiet_herald_command, wait_until,
+};
 
 fn herald() -> Command {
-    crate::helpers::install_crypto();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("HERALD_") {
-            command.env_remove(key);
-        }
-    }
-    command
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn wait_ready(port: u16) {
-    let client = reqwest::Client::new();
-    wait_until("herald answers /readyz", || async {
-        client
-            .get(format!("http://127.0.0.1:{port}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-    })
-    .await;
-}
-
-fn terminate(child: &std::process::Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    herald_command()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_run_generates_a_private_secret_and_prints_it_once() {
     let dir = tempfile::tempdir().unwrap();
     let run = || async {
-        let port = free_port();
-        let mut child = herald()
-            .arg("serve")
+        let mut command = herald();
+        command
             .current_dir(dir.path())
-            .env("HERALD_LISTEN", format!("127.0.0.1:{port}"))
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_ready(port).await;
-        terminate(&child);
-        let status = child.wait().unwrap();
+            .stderr(Stdio::null());
+        let mut server = Process::serve(command).await;
+        server.terminate();
+        let status = server.child.wait().unwrap();
         let mut stdout = String::new();
-        std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+        std::io::Read::read_to_string(server.child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
         (status, stdout)
     };
     let (status, first) = run().await;
@@ -238,21 +202,15 @@ async fn deliveries_list_shows_the_outbox() {
 async fn sigterm_lets_the_attempt_in_flight_finish() {
     let slack = FakeSlack::with_script(vec![Reply::Slow(Duration::from_millis(1500))]).await;
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut child = herald()
-        .arg("serve")
+    let mut command = quiet_herald_command();
+    command
         .current_dir(dir.path())
-        .env("HERALD_LISTEN", format!("127.0.0.1:{port}"))
         .env("HERALD_WEBHOOK_SECRET", SECRET)
-        .env("HERALD_SLACK_WEBHOOK_URL", slack.url())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_ready(port).await;
+        .env("HERALD_SLACK_WEBHOOK_URL", slack.url());
+    let mut server = Process::serve(command).await;
     let body = crate::helpers::payload("issues/opened.payload.json");
     let response = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{port}/webhook"))
+        .post(format!("{}/webhook", server.address))
         .header("x-github-event", "issues")
         .header("x-github-delivery", "graceful")
         .header(
@@ -265,15 +223,9 @@ async fn sigterm_lets_the_attempt_in_flight_finish() {
         .unwrap();
     assert_eq!(response.status(), 202);
     slack.wait_for_requests(1).await; // Slack is now slowly answering.
-    terminate(&child);
-    assert!(child.wait().unwrap().success());
-    let store = herald::store::Store::connect(&herald::config::DatabaseConfig {
-        database_url: format!("sqlite://{}", dir.path().join("herald.db").display()),
-        database_max_connections: 2,
-        database_statement_timeout: Duration::from_secs(5),
-    })
-    .await
-    .unwrap();
+    server.terminate();
+    assert!(server.child.wait().unwrap().success());
+    let store = open_store(&default_database(dir.path())).await;
     assert_eq!(
         delivery_states(&store).await,
         vec![("delivered".to_owned(), 1, None)],
@@ -288,11 +240,9 @@ async fn json_logs_follow_cloud_logging_and_never_contain_secrets() {
     let slack = FakeSlack::with_script(vec![Reply::Status(404)]).await;
     let slack_url = slack.url_for("T000/B000/sl4ck-s3cret-t0ken");
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut child = herald()
-        .arg("serve")
+    let mut command = herald();
+    command
         .current_dir(dir.path())
-        .env("HERALD_LISTEN", format!("127.0.0.1:{port}"))
         .env("HERALD_WEBHOOK_SECRET", "w3bh00k-s3cret,0ld-s3cret")
         .env("HERALD_SLACK_WEBHOOK_URL", &slack_url)
         .env("HERALD_RETRY_SCHEDULE", "0s")
@@ -300,15 +250,13 @@ async fn json_logs_follow_cloud_logging_and_never_contain_secrets() {
         .env("GOOGLE_CLOUD_PROJECT", "proj")
         .env("RUST_LOG", "debug")
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_ready(port).await;
+        .stderr(Stdio::piped());
+    let mut server = Process::serve(command).await;
     let client = reqwest::Client::new();
     let body = crate::helpers::payload("issues/opened.payload.json");
     for (delivery, secret) in [("good", "w3bh00k-s3cret"), ("bad", "guess")] {
         client
-            .post(format!("http://127.0.0.1:{port}/webhook"))
+            .post(format!("{}/webhook", server.address))
             .header("x-github-event", "issues")
             .header("x-github-delivery", delivery)
             .header(
@@ -325,14 +273,7 @@ async fn json_logs_follow_cloud_logging_and_never_contain_secrets() {
             .unwrap();
     }
     slack.wait_for_requests(1).await;
-    let db = format!("sqlite://{}", dir.path().join("herald.db").display());
-    let store = herald::store::Store::connect(&herald::config::DatabaseConfig {
-        database_url: db,
-        database_max_connections: 2,
-        database_statement_timeout: Duration::from_secs(5),
-    })
-    .await
-    .unwrap();
+    let store = open_store(&default_database(dir.path())).await;
     wait_until("the failed delivery is recorded", || async {
         delivery_states(&store)
             .await
@@ -340,10 +281,10 @@ async fn json_logs_follow_cloud_logging_and_never_contain_secrets() {
             .is_some_and(|s| s.0 == "dead")
     })
     .await;
-    terminate(&child);
-    child.wait().unwrap();
+    server.terminate();
+    server.child.wait().unwrap();
     let mut logs = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut logs).unwrap();
+    std::io::Read::read_to_string(server.child.stderr.as_mut().unwrap(), &mut logs).unwrap();
     for secret in ["w3bh00k-s3cret", "0ld-s3cret", "sl4ck-s3cret-t0ken"] {
         assert!(!logs.contains(secret), "{secret} leaked into the logs");
     }

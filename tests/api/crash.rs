@@ -1,64 +1,23 @@
 //! A real `herald` process killed with SIGKILL mid-delivery, then started again on the same
 //! database: pending work resumes at once, and the message that was in flight is not sent twice.
 
-use std::process::{Child, Command, Stdio};
-
-use crate::helpers::{FakeSlack, Reply, SECRET, delivery_states, payload, wait_until};
-use herald::config::DatabaseConfig;
+use crate::helpers::{
+    FakeSlack, Process, Reply, SECRET, default_database, delivery_states, herald_command,
+    notified_numbers, open_store, payload, quiet_herald_command, wait_until,
+};
 use herald::github::sign_sha256;
-use herald::store::Store;
-
-struct Process {
-    child: Child,
-    address: String,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 async fn start(dir: &std::path::Path, slack: &FakeSlack) -> Process {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_herald"))
-        .arg("serve")
+    let mut command = quiet_herald_command();
+    command
         .current_dir(dir)
-        .env("HERALD_LISTEN", format!("127.0.0.1:{port}"))
         .env("HERALD_WEBHOOK_SECRET", SECRET)
         .env("HERALD_SLACK_WEBHOOK_URL", slack.url())
         .env("HERALD_SLACK_MAX_PER_SECOND", "0")
         .env("HERALD_DELIVERY_CONCURRENCY", "1")
         .env("HERALD_POLL_INTERVAL", "50ms")
-        .env("HERALD_RETRY_SCHEDULE", "0s")
-        .env_remove("HERALD_DATABASE_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting herald");
-    let process = Process {
-        child,
-        address: format!("http://127.0.0.1:{port}"),
-    };
-    let client = reqwest::Client::new();
-    wait_until("herald answers /readyz", || async {
-        client
-            .get(format!("{}/readyz", process.address))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-    })
-    .await;
-    process
+        .env("HERALD_RETRY_SCHEDULE", "0s");
+    Process::serve(command).await
 }
 
 async fn send(process: &Process, delivery: &str, number: i64) {
@@ -93,13 +52,7 @@ async fn a_killed_process_resumes_without_sending_twice() {
     first.child.wait().unwrap();
 
     let second = start(dir.path(), &slack).await;
-    let store = Store::connect(&DatabaseConfig {
-        database_url: format!("sqlite://{}", dir.path().join("herald.db").display()),
-        database_max_connections: 2,
-        database_statement_timeout: std::time::Duration::from_secs(5),
-    })
-    .await
-    .unwrap();
+    let store = open_store(&default_database(dir.path())).await;
     wait_until("both deliveries are settled", || async {
         delivery_states(&store)
             .await
@@ -125,26 +78,16 @@ async fn a_killed_process_resumes_without_sending_twice() {
             .starts_with("interrupted while sending"),
         "{error:?}"
     );
-    let texts: Vec<String> = slack
-        .requests()
-        .iter()
-        .map(|r| r.json["text"].to_string())
-        .collect();
     assert_eq!(
-        texts.len(),
-        2,
-        "issue 1 once (in flight when killed), issue 2 once: {texts:?}"
-    );
-    assert!(
-        texts[0].contains("#1 ") && texts[1].contains("#2 "),
-        "{texts:?}"
+        notified_numbers(&slack),
+        vec![1, 2],
+        "issue 1 once (in flight when killed), issue 2 once"
     );
 
     // The operator can see it and send it again on purpose.
-    let output = Command::new(env!("CARGO_BIN_EXE_herald"))
+    let output = herald_command()
         .args(["deliveries", "dead"])
         .current_dir(dir.path())
-        .env_remove("HERALD_DATABASE_URL")
         .output()
         .unwrap();
     let listing = String::from_utf8_lossy(&output.stdout);
@@ -155,10 +98,9 @@ async fn a_killed_process_resumes_without_sending_twice() {
             && listing.contains("interrupted"),
         "{listing}"
     );
-    let output = Command::new(env!("CARGO_BIN_EXE_herald"))
+    let output = herald_command()
         .args(["deliveries", "retry", "--all"])
         .current_dir(dir.path())
-        .env_remove("HERALD_DATABASE_URL")
         .output()
         .unwrap();
     assert!(output.status.success());

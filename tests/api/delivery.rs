@@ -42,6 +42,7 @@ async fn slack_receives_the_exact_message_for_an_opened_issue() {
     );
     let requests = slack.wait_for_requests(1).await;
     assert_eq!(requests[0].path, "/services/T000/B000/XXXX");
+    assert_eq!(slack.requests_to("T000/B000/XXXX"), 1);
     assert_eq!(requests[0].content_type, "application/json");
     assert_eq!(
         requests[0].json,
@@ -287,26 +288,8 @@ async fn pending_work_is_delivered_once_after_a_restart() {
 
     let second = AppBuilder::in_dir(dir).slack(&slack).spawn().await;
     wait_for_status(&second, "delivered", 8).await;
-    let mut numbers: Vec<i64> = slack
-        .requests()
-        .iter()
-        .map(|r| {
-            r.json["text"]
-                .as_str()
-                .unwrap()
-                .split('#')
-                .nth(1)
-                .unwrap()
-                .split(' ')
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap()
-        })
-        .collect();
-    numbers.sort_unstable();
     assert_eq!(
-        numbers,
+        crate::helpers::notified_numbers(&slack),
         (1..=8).collect::<Vec<_>>(),
         "each issue notified exactly once"
     );

@@ -171,13 +171,7 @@ impl TestApp {
 
     /// A second connection to the same database, to look at what the server wrote.
     pub async fn store(&self) -> Store {
-        Store::connect(&DatabaseConfig {
-            database_url: self.database_url.clone(),
-            database_max_connections: 2,
-            database_statement_timeout: Duration::from_secs(5),
-        })
-        .await
-        .unwrap()
+        open_store(&self.database_url).await
     }
 
     /// Graceful shutdown, as on SIGTERM; returns the server's result.
@@ -347,4 +341,113 @@ pub async fn delivery_states(store: &Store) -> Vec<(String, i64, Option<String>)
         .filter(|row| row.sink == "slack")
         .map(|row| (row.status, row.attempts, row.last_error))
         .collect()
+}
+
+/// `herald` as a command, with the test environment's own `HERALD_*` variables removed.
+pub fn herald_command() -> std::process::Command {
+    install_crypto();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_herald"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("HERALD_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+/// `herald_command()` for a server whose output the test does not read.
+pub fn quiet_herald_command() -> std::process::Command {
+    let mut command = herald_command();
+    command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    command
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `herald serve` child process; killed when dropped.
+pub struct Process {
+    pub child: std::process::Child,
+    pub address: String,
+}
+
+impl Process {
+    /// Runs `command serve` on a free port and waits until it answers `/readyz`.
+    pub async fn serve(mut command: std::process::Command) -> Self {
+        let port = free_port();
+        command
+            .arg("serve")
+            .env("HERALD_LISTEN", format!("127.0.0.1:{port}"));
+        let process = Self {
+            child: command.spawn().expect("starting herald"),
+            address: format!("http://127.0.0.1:{port}"),
+        };
+        let client = reqwest::Client::new();
+        wait_until("herald answers /readyz", || async {
+            client
+                .get(format!("{}/readyz", process.address))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        })
+        .await;
+        process
+    }
+
+    /// SIGTERM, as Cloud Run sends before stopping an instance.
+    pub fn terminate(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Opens the database at `url` as a second client would.
+pub async fn open_store(url: &str) -> Store {
+    Store::connect(&DatabaseConfig {
+        database_url: url.to_owned(),
+        database_max_connections: 2,
+        database_statement_timeout: Duration::from_secs(5),
+    })
+    .await
+    .unwrap()
+}
+
+/// The SQLite URL `herald serve` uses by default when run in `dir`.
+pub fn default_database(dir: &Path) -> String {
+    format!("sqlite://{}", dir.join("herald.db").display())
+}
+
+/// The issue numbers Slack was told about (from `#N` in each message's text), sorted.
+pub fn notified_numbers(slack: &FakeSlack) -> Vec<i64> {
+    let mut numbers: Vec<i64> = slack
+        .requests()
+        .iter()
+        .map(|r| {
+            let text = r.json["text"].as_str().expect("a text field");
+            text.split('#')
+                .nth(1)
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|n| n.parse().ok())
+                .expect("#N in the text")
+        })
+        .collect();
+    numbers.sort_unstable();
+    numbers
 }

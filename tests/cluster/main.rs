@@ -14,42 +14,22 @@ mod databases;
 #[path = "../api/helpers.rs"]
 mod helpers;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use herald::github::sign_sha256;
 use herald::store::{QueueDepth, Store};
 
-use helpers::{FakeSlack, SECRET, payload};
+use helpers::{FakeSlack, Process, SECRET, notified_numbers, payload};
 
 /// These tests move thousands of events; they get longer than the usual deadline.
 const LONG: Duration = Duration::from_secs(120);
 
-struct Instance {
-    child: Child,
-    address: String,
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start(database_url: &str, slack_url: &str, extra: &[(&str, &str)]) -> Instance {
+async fn start(database_url: &str, slack_url: &str, extra: &[(&str, &str)]) -> Process {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
+    let mut command = helpers::quiet_herald_command();
     command
-        .arg("serve")
         .current_dir(dir.path())
-        .env("HERALD_LISTEN", format!("127.0.0.1:{port}"))
         .env("HERALD_DATABASE_URL", database_url)
         .env("HERALD_WEBHOOK_SECRET", SECRET)
         .env("HERALD_SLACK_WEBHOOK_URL", slack_url)
@@ -57,26 +37,11 @@ async fn start(database_url: &str, slack_url: &str, extra: &[(&str, &str)]) -> I
         .env("HERALD_DELIVERY_LEASE", "2s")
         .env("HERALD_POLL_INTERVAL", "200ms")
         .env("HERALD_RETRY_SCHEDULE", "0s,0s,0s")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    for (key, value) in extra {
-        command.env(key, value);
-    }
-    let instance = Instance {
-        child: command.spawn().expect("starting herald"),
-        address: format!("http://127.0.0.1:{port}"),
-    };
-    let client = reqwest::Client::new();
-    helpers::wait_until("the instance is ready", || async {
-        client
-            .get(format!("{}/readyz", instance.address))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-    })
-    .await;
-    std::mem::forget(dir); // the process runs in it; removed with the machine's temp files
-    instance
+        .envs(extra.iter().copied());
+    let process = Process::serve(command).await;
+    // Nothing is written there (the database is PostgreSQL); it only needs to outlive the process.
+    std::mem::forget(dir);
+    process
 }
 
 fn issue(number: usize) -> Vec<u8> {
@@ -88,7 +53,7 @@ fn issue(number: usize) -> Vec<u8> {
 
 async fn send(
     client: &reqwest::Client,
-    instance: &Instance,
+    instance: &Process,
     delivery: String,
     body: Vec<u8>,
 ) -> u16 {
@@ -103,29 +68,6 @@ async fn send(
         .unwrap()
         .status()
         .as_u16()
-}
-
-/// Issue numbers Slack was told about, sorted.
-fn notified_numbers(slack: &FakeSlack) -> Vec<usize> {
-    let mut numbers: Vec<usize> = slack
-        .requests()
-        .iter()
-        .map(|r| {
-            r.json["text"]
-                .as_str()
-                .unwrap()
-                .split('#')
-                .nth(1)
-                .unwrap()
-                .split(' ')
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap()
-        })
-        .collect();
-    numbers.sort_unstable();
-    numbers
 }
 
 async fn wait_long(what: &str, mut condition: impl AsyncFnMut() -> bool) {
@@ -192,7 +134,7 @@ async fn two_instances_store_and_notify_every_event_exactly_once() {
     assert_eq!(store.count_events().await.unwrap(), EVENTS as i64);
     assert_eq!(
         notified_numbers(&slack),
-        (0..EVENTS).collect::<Vec<_>>(),
+        (0..EVENTS as i64).collect::<Vec<_>>(),
         "each event notified exactly once"
     );
     let (by_first, by_second) = (slack.requests_to("first"), slack.requests_to("second"));
@@ -252,7 +194,7 @@ async fn a_killed_instances_claims_are_finished_by_another_after_the_lease() {
     .await;
     assert_eq!(
         notified_numbers(&slack),
-        (0..EVENTS).collect::<Vec<_>>(),
+        (0..EVENTS as i64).collect::<Vec<_>>(),
         "each event notified exactly once"
     );
     assert_eq!(
