@@ -83,6 +83,7 @@ async fn wait_long(what: &str, mut condition: impl AsyncFnMut() -> bool) {
 
 #[tokio::test]
 async fn two_instances_store_and_notify_every_event_exactly_once() {
+    const EVENTS: usize = 2000;
     helpers::install_crypto();
     let Some(db) = databases::postgres().await else {
         return;
@@ -92,7 +93,6 @@ async fn two_instances_store_and_notify_every_event_exactly_once() {
     let second = start(&db.url, &slack.url_for("second"), &[]).await;
     let instances = [&first, &second];
     let client = reqwest::Client::new();
-    const EVENTS: usize = 2000;
     let statuses: Vec<u16> = futures_util::stream::iter(0..EVENTS)
         .map(|n| send(&client, instances[n % 2], format!("delivery-{n}"), issue(n)))
         .buffer_unordered(32)
@@ -146,6 +146,7 @@ async fn two_instances_store_and_notify_every_event_exactly_once() {
 
 #[tokio::test]
 async fn a_killed_instances_claims_are_finished_by_another_after_the_lease() {
+    const EVENTS: usize = 50;
     helpers::install_crypto();
     let Some(db) = databases::postgres().await else {
         return;
@@ -160,7 +161,6 @@ async fn a_killed_instances_claims_are_finished_by_another_after_the_lease() {
     )
     .await;
     let client = reqwest::Client::new();
-    const EVENTS: usize = 50;
     for n in 0..EVENTS {
         assert_eq!(send(&client, &first, format!("k-{n}"), issue(n)).await, 202);
     }
