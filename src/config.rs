@@ -27,6 +27,25 @@ pub struct DatabaseConfig {
     pub database_statement_timeout: Duration,
 }
 
+/// How to reach GitHub's REST API (for `herald backfill`).
+#[derive(Debug, Clone, Args)]
+pub struct GithubApiConfig {
+    /// Token sent as `Authorization: Bearer`; without one GitHub allows 60 requests an hour and
+    /// only public repositories.
+    #[arg(long, env = "HERALD_GITHUB_TOKEN", hide_env_values = true)]
+    pub github_token: Option<SecretString>,
+    /// Base URL of the API (GitHub Enterprise: `https://HOST/api/v3`; tests: a local fake).
+    #[arg(
+        long,
+        env = "HERALD_GITHUB_API_URL",
+        default_value = "https://api.github.com"
+    )]
+    pub github_api_url: String,
+    /// How long one API request may take.
+    #[arg(long, env = "HERALD_GITHUB_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub github_timeout: Duration,
+}
+
 /// Where the webhook secrets come from. Resolved into [`crate::github::WebhookSecrets`] at start.
 #[derive(Debug, Clone, Args)]
 pub struct SecretConfig {
@@ -99,6 +118,9 @@ pub struct ServeConfig {
     /// Longest shutdown waits for in-flight requests and delivery attempts.
     #[arg(long, env = "HERALD_SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+    /// Bearer token that `/api/*` requires when set (`Authorization: Bearer <token>`).
+    #[arg(long, env = "HERALD_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<SecretString>,
 }
 
 impl ServeConfig {
@@ -181,5 +203,11 @@ mod tests {
             secret_path: "herald.secret".into(),
         };
         assert!(!format!("{config:?}").contains("hunter2"));
+        let github = GithubApiConfig {
+            github_token: Some(SecretString::from("ghp_hunter2")),
+            github_api_url: "https://api.github.com".into(),
+            github_timeout: Duration::from_secs(1),
+        };
+        assert!(!format!("{github:?}").contains("hunter2"));
     }
 }

@@ -3,6 +3,7 @@
 //! The binary (`src/main.rs`) only parses the command line and dispatches here; everything a test
 //! needs to run the real service lives in this library.
 
+pub mod analytics;
 pub mod cli;
 pub mod config;
 pub mod delivery;

@@ -12,9 +12,11 @@ use crate::config::ServeConfig;
 use crate::delivery::{DeliveryWorker, WorkerSettings};
 use crate::github::SecretSource;
 use crate::github::{SignatureVerifier, WebhookSecrets, load_secrets};
-use crate::http::{AppState, router};
+use crate::http::{ApiToken, AppState, router};
 use crate::metrics::Metrics;
-use crate::sinks::{ConsoleNotifier, EventFilter, RateLimiter, Sink, Sinks, SlackWebhook};
+use crate::sinks::{
+    AnalyticsSink, ConsoleNotifier, EventFilter, RateLimiter, Sink, Sinks, SlackWebhook,
+};
 use crate::store::{Backend, EventWriter, Store};
 
 /// Bursts Slack tolerates above its steady rate.
@@ -39,7 +41,7 @@ pub async fn serve(
             tracing::info!(released, "resuming deliveries left by the previous run");
         }
     }
-    let sinks = Arc::new(build_sinks(&config)?);
+    let sinks = Arc::new(build_sinks(&config, &store)?);
     let metrics = Arc::new(Metrics::new());
     let wake = Arc::new(Notify::new());
     let (writer, writer_task) =
@@ -65,6 +67,7 @@ pub async fn serve(
             .clone()
             .forward_announcements(Arc::clone(&wake), worker_cancel.clone()),
     );
+    let checkpoint_task = tokio::spawn(store.clone().checkpoint_forever(worker_cancel.clone()));
 
     let state = AppState {
         verifier: Arc::new(SignatureVerifier::new(secrets.clone(), config.allow_sha1)),
@@ -73,6 +76,7 @@ pub async fn serve(
         store: store.clone(),
         metrics,
         gcp_project: config.gcp_project.clone(),
+        api_token: config.api_token.as_ref().and_then(ApiToken::new),
     };
     let address = listener.local_addr()?;
     announce(&secrets, &source, &config, address);
@@ -96,12 +100,15 @@ pub async fn serve(
         tracing::warn!("delivery attempts still running after the shutdown grace period");
     }
     let _ = listener_task.await;
+    let _ = checkpoint_task.await;
     store.close().await;
     tracing::info!("herald stopped");
     Ok(())
 }
 
-fn build_sinks(config: &ServeConfig) -> anyhow::Result<Sinks> {
+/// The notifier (Slack, or stdout without Slack) and the analytics tables, which every issue
+/// event reaches through the outbox.
+fn build_sinks(config: &ServeConfig, store: &Store) -> anyhow::Result<Sinks> {
     let filter = EventFilter::new(&config.notify_events);
     let notifier: Arc<dyn Sink> = match &config.slack_webhook_url {
         Some(url) => {
@@ -118,7 +125,8 @@ fn build_sinks(config: &ServeConfig) -> anyhow::Result<Sinks> {
             Arc::new(ConsoleNotifier::new(filter))
         }
     };
-    Ok(Sinks::new(vec![notifier]))
+    let analytics: Arc<dyn Sink> = Arc::new(AnalyticsSink::new(store.clone()));
+    Ok(Sinks::new(vec![notifier, analytics]))
 }
 
 /// Tells the operator how to connect GitHub; prints a generated secret exactly once.

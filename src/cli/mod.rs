@@ -1,6 +1,8 @@
 //! The command line: one binary, one subcommand per job.
 
+mod backfill;
 mod deliveries;
+mod report;
 mod send_test;
 
 use std::process::ExitCode;
@@ -12,7 +14,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{DatabaseConfig, LogFormat, ServeConfig};
 use crate::store::Store;
 
+pub use backfill::BackfillArgs;
 pub use deliveries::DeliveriesArgs;
+pub use report::ReportArgs;
 pub use send_test::SendTestArgs;
 
 /// GitHub webhooks to Slack notifications and issue-flow metrics, durably.
@@ -39,6 +43,10 @@ enum Command {
     Deliveries(DeliveriesArgs),
     /// Apply database migrations and exit (`serve` also applies them at start).
     Migrate(DatabaseConfig),
+    /// Issue-flow metrics: time to first response, time to close, backlog.
+    Report(ReportArgs),
+    /// Import a repository's existing issues and comments from the GitHub REST API.
+    Backfill(BackfillArgs),
 }
 
 impl Cli {
@@ -63,6 +71,8 @@ impl Cli {
             }
             Command::SendTest(args) => args.run().await,
             Command::Deliveries(args) => args.run().await,
+            Command::Report(args) => args.run().await,
+            Command::Backfill(args) => args.run().await,
             Command::Migrate(database) => {
                 let store = Store::connect(&database).await?;
                 store.close().await;

@@ -1,9 +1,12 @@
-//! What herald knows of GitHub's webhooks: signatures, secrets, and the few payload fields it indexes.
+//! What herald knows of GitHub: webhook signatures, secrets, the few payload fields it indexes,
+//! and a small REST client (for backfill).
 
 mod event;
+mod rest;
 mod secrets;
 mod signature;
 
 pub use event::{EventName, IndexedEvent, ParseError};
+pub use rest::{Page, RestClient, RestError, next_link, rate_limit_wait};
 pub use secrets::{SecretSource, WebhookSecrets, load_secrets};
 pub use signature::{SignatureError, SignatureVerifier, sign_sha256};

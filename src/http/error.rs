@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::github::SignatureError;
-use crate::store::WriterError;
+use crate::store::{StoreError, WriterError};
 
 /// Everything a handler can answer with other than success.
 #[derive(Debug, thiserror::Error)]
@@ -23,16 +23,22 @@ pub enum ApiError {
     NotFound,
     #[error("store unavailable")]
     Unavailable(#[source] WriterError),
+    /// `/api/*` without the configured bearer token.
+    #[error("missing or invalid bearer token")]
+    InvalidToken,
+    /// A read from the store failed (the writer's failures are [`ApiError::Unavailable`]).
+    #[error("store unavailable")]
+    Store(#[source] StoreError),
 }
 
 impl ApiError {
     pub fn status_code(&self) -> StatusCode {
         match self {
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized(_) | Self::InvalidToken => StatusCode::UNAUTHORIZED,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -43,7 +49,8 @@ impl ApiError {
             Self::BadRequest(_) => "bad_request",
             Self::PayloadTooLarge => "too_large",
             Self::NotFound => "not_found",
-            Self::Unavailable(_) => "store_unavailable",
+            Self::Unavailable(_) | Self::Store(_) => "store_unavailable",
+            Self::InvalidToken => "api_token",
         }
     }
 }
@@ -54,11 +61,21 @@ impl IntoResponse for ApiError {
             // The cause chain goes to the log; the client only learns to come back later.
             tracing::error!(error = %cause, source = ?std::error::Error::source(cause), "answering 503");
         }
-        (
+        if let Self::Store(cause) = &self {
+            tracing::error!(error = %cause, "reading the store failed; answering 503");
+        }
+        let mut response = (
             self.status_code(),
             Json(json!({ "error": self.to_string() })),
         )
-            .into_response()
+            .into_response();
+        if matches!(self, Self::InvalidToken) {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
     }
 }
 

@@ -1,5 +1,6 @@
-//! The HTTP surface: the webhook receiver and the operational endpoints.
+//! The HTTP surface: the webhook receiver, the JSON API and the operational endpoints.
 
+mod api;
 mod error;
 mod ops;
 mod webhook;
@@ -15,6 +16,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+pub use api::ApiToken;
 pub use error::ApiError;
 pub use webhook::MAX_BODY_BYTES;
 
@@ -33,6 +35,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// For Cloud Logging trace names; `None` off Google Cloud.
     pub gcp_project: Option<String>,
+    /// Required by `/api/*` when set.
+    pub api_token: Option<ApiToken>,
 }
 
 /// Longest any request may take, body upload included; GitHub itself gives up after 10 s.
@@ -52,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .merge(api::routes(&state))
         .fallback(ops::not_found)
         .with_state(state)
         .layer(CatchPanicLayer::custom(error::panic_response))

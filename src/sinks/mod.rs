@@ -1,6 +1,7 @@
 //! Sinks: where events go after they are stored. Each is one file implementing [`Sink`]; the
 //! registry decides, on the request path, which sinks get an outbox row for an event.
 
+mod analytics;
 mod console;
 mod rate_limit;
 mod slack;
@@ -10,6 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+pub use analytics::AnalyticsSink;
 pub use console::ConsoleNotifier;
 pub use rate_limit::RateLimiter;
 pub use slack::SlackWebhook;

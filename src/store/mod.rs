@@ -3,6 +3,7 @@
 //! on whichever pool is configured (see [`dispatch!`]); only the statements whose SQL differs
 //! between the two are spelled twice.
 
+mod analytics;
 mod connect;
 mod events;
 mod listen;
@@ -11,6 +12,7 @@ mod writer;
 
 use sqlx::{PgPool, SqlitePool};
 
+pub use analytics::{BackfillPhase, BackfillStep, PhaseProgress};
 pub use connect::redact_url;
 pub use outbox::{Claimed, DeliveryRow, DeliveryStatus, Finish, QueueDepth};
 pub use writer::{EventWriter, WriterError};

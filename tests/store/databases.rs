@@ -1,5 +1,6 @@
 //! One fresh database per test on every backend: a SQLite file in a temporary directory, and a
-//! newly created PostgreSQL database on the machine's server (dropped afterwards).
+//! newly created PostgreSQL database on the machine's server (dropped afterwards). Shared by
+//! the store, analytics and cluster suites.
 //!
 //! PostgreSQL is found at `HERALD_TEST_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`). Where it cannot be reached the PostgreSQL half
@@ -136,7 +137,7 @@ fn notice_once(reason: &str) {
         // Written past libtest's capture on purpose: a skipped suite must be visible.
         let _ = writeln!(
             std::io::stderr(),
-            "NOTICE: PostgreSQL unreachable at {} ({reason}); skipping the PostgreSQL store tests",
+            "NOTICE: PostgreSQL unreachable at {} ({reason}); skipping the tests that need it",
             herald::store::redact_url(&admin_url())
         );
     }

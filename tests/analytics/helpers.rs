@@ -1,0 +1,431 @@
+//! Test harness: the real server on port 0 with a fresh SQLite file, GitHub payloads built from
+//! the shared samples, the `herald` binary run with a deadline, and polling instead of sleeps.
+
+use std::future::Future;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use herald::config::{DatabaseConfig, ServeConfig};
+use herald::github::sign_sha256;
+use herald::store::Store;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub const SECRET: &str = "analytics-test-secret";
+/// How long any test waits for work to happen before it fails.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The shared GitHub payloads beside the project (read, never copied into the repository).
+pub fn payloads_dir() -> PathBuf {
+    Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/github-payloads"
+    ))
+    .to_path_buf()
+}
+
+pub fn sample(relative: &str) -> Value {
+    let path = payloads_dir().join(relative);
+    let bytes =
+        std::fs::read(&path).unwrap_or_else(|error| panic!("reading {}: {error}", path.display()));
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// An issue as the tests describe it; payloads are the shared samples with these fields set.
+#[derive(Debug, Clone)]
+pub struct IssueSpec {
+    pub repo: &'static str,
+    pub number: i64,
+    pub author: &'static str,
+    pub created_at: &'static str,
+    pub labels: Vec<&'static str>,
+    pub assignees: Vec<&'static str>,
+    pub pull_request: bool,
+}
+
+impl IssueSpec {
+    pub fn new(
+        repo: &'static str,
+        number: i64,
+        author: &'static str,
+        created_at: &'static str,
+    ) -> Self {
+        Self {
+            repo,
+            number,
+            author,
+            created_at,
+            labels: Vec::new(),
+            assignees: Vec::new(),
+            pull_request: false,
+        }
+    }
+
+    pub fn labels(mut self, labels: &[&'static str]) -> Self {
+        self.labels = labels.to_vec();
+        self
+    }
+
+    pub fn assignees(mut self, assignees: &[&'static str]) -> Self {
+        self.assignees = assignees.to_vec();
+        self
+    }
+
+    pub fn pull_request(mut self) -> Self {
+        self.pull_request = true;
+        self
+    }
+
+    /// The issue object at one moment: `state` with `closed_at`/`state_reason` as given.
+    pub fn object(&self, state: &Snapshot) -> Value {
+        let mut issue = sample("issues/opened.payload.json")["issue"].clone();
+        issue["number"] = json!(self.number);
+        issue["title"] = json!(format!("Issue {}", self.number));
+        issue["user"]["login"] = json!(self.author);
+        issue["user"]["type"] = json!("User");
+        issue["created_at"] = json!(self.created_at);
+        issue["updated_at"] = json!(state.updated_at);
+        issue["state"] = json!(state.state);
+        issue["closed_at"] = json!(state.closed_at);
+        issue["state_reason"] = json!(state.state_reason);
+        issue["labels"] = json!(
+            self.labels
+                .iter()
+                .map(|name| json!({"id": 1, "name": name, "color": "d73a4a"}))
+                .collect::<Vec<_>>()
+        );
+        issue["assignees"] = json!(
+            self.assignees
+                .iter()
+                .map(|login| json!({"login": login, "type": "User"}))
+                .collect::<Vec<_>>()
+        );
+        let (owner, name) = self.repo.split_once('/').unwrap();
+        issue["repository_url"] = json!(format!("https://api.github.com/repos/{owner}/{name}"));
+        if self.pull_request {
+            issue["pull_request"] =
+                json!({"url": "https://api.github.com/pulls/1", "merged_at": null});
+        }
+        issue
+    }
+
+    /// An `issues` webhook payload.
+    pub fn event(&self, action: &str, state: &Snapshot) -> Value {
+        let mut payload = sample("issues/opened.payload.json");
+        payload["action"] = json!(action);
+        payload["issue"] = self.object(state);
+        set_repository(&mut payload, self.repo);
+        payload
+    }
+
+    /// An `issue_comment` webhook payload (the issue as it was at the comment's time).
+    pub fn comment_event(&self, action: &str, comment: &CommentSpec, state: &Snapshot) -> Value {
+        let mut payload = sample("issue_comment/created.payload.json");
+        payload["action"] = json!(action);
+        payload["issue"] = self.object(state);
+        payload["comment"] = comment.object(self);
+        set_repository(&mut payload, self.repo);
+        payload
+    }
+}
+
+fn set_repository(payload: &mut Value, repo: &str) {
+    let (owner, name) = repo.split_once('/').unwrap();
+    payload["repository"]["full_name"] = json!(repo);
+    payload["repository"]["name"] = json!(name);
+    payload["repository"]["owner"]["login"] = json!(owner);
+}
+
+/// The issue's state in one snapshot.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub updated_at: &'static str,
+    pub state: &'static str,
+    pub closed_at: Option<&'static str>,
+    pub state_reason: Option<&'static str>,
+}
+
+impl Snapshot {
+    pub fn open(updated_at: &'static str) -> Self {
+        Self {
+            updated_at,
+            state: "open",
+            closed_at: None,
+            state_reason: None,
+        }
+    }
+
+    pub fn closed(at: &'static str, reason: &'static str) -> Self {
+        Self {
+            updated_at: at,
+            state: "closed",
+            closed_at: Some(at),
+            state_reason: Some(reason),
+        }
+    }
+}
+
+/// A comment as the tests describe it.
+#[derive(Debug, Clone)]
+pub struct CommentSpec {
+    pub id: i64,
+    pub author: &'static str,
+    pub account_type: &'static str,
+    pub created_at: &'static str,
+}
+
+impl CommentSpec {
+    pub fn new(id: i64, author: &'static str, created_at: &'static str) -> Self {
+        Self {
+            id,
+            author,
+            account_type: "User",
+            created_at,
+        }
+    }
+
+    pub fn bot(mut self) -> Self {
+        self.account_type = "Bot";
+        self
+    }
+
+    /// The comment object (the same shape in webhooks and the REST API).
+    pub fn object(&self, issue: &IssueSpec) -> Value {
+        let mut comment = sample("issue_comment/created.payload.json")["comment"].clone();
+        comment["id"] = json!(self.id);
+        comment["user"]["login"] = json!(self.author);
+        comment["user"]["type"] = json!(self.account_type);
+        comment["created_at"] = json!(self.created_at);
+        comment["updated_at"] = json!(self.created_at);
+        let (owner, name) = issue.repo.split_once('/').unwrap();
+        comment["issue_url"] = json!(format!(
+            "https://api.github.com/repos/{owner}/{name}/issues/{}",
+            issue.number
+        ));
+        comment
+    }
+}
+
+#[derive(Parser)]
+#[command(args_override_self = true)]
+struct ServeWrapper {
+    #[command(flatten)]
+    config: ServeConfig,
+}
+
+/// A running herald.
+pub struct TestApp {
+    pub address: String,
+    pub database_url: String,
+    pub client: reqwest::Client,
+    shutdown: CancellationToken,
+    _handle: JoinHandle<anyhow::Result<()>>,
+    _dir: Arc<tempfile::TempDir>,
+}
+
+impl TestApp {
+    /// Starts herald with a fresh database and `extra` flags.
+    pub async fn spawn(extra: &[&str]) -> Self {
+        install_crypto();
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let database_url = format!("sqlite://{}", dir.path().join("herald.db").display());
+        let secret_path = dir.path().join("herald.secret").display().to_string();
+        let mut args = vec![
+            "herald",
+            "--database-url",
+            &database_url,
+            "--webhook-secret",
+            SECRET,
+            "--retry-schedule",
+            "0s,0s",
+            "--poll-interval",
+            "50ms",
+            "--secret-path",
+            &secret_path,
+            "--notify-events",
+            "none.none",
+        ];
+        args.extend_from_slice(extra);
+        let config = ServeWrapper::try_parse_from(&args)
+            .expect("test flags parse")
+            .config;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(herald::startup::serve(config, listener, shutdown.clone()));
+        let app = Self {
+            address,
+            database_url,
+            client: reqwest::Client::new(),
+            shutdown,
+            _handle: handle,
+            _dir: dir,
+        };
+        wait_until("the server answers /healthz", || async {
+            app.client
+                .get(format!("{}/healthz", app.address))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        })
+        .await;
+        app
+    }
+
+    /// POSTs `body` signed with the test secret, as GitHub would.
+    pub async fn send(&self, event: &str, delivery: &str, body: &Value) -> u16 {
+        let body = serde_json::to_vec(body).unwrap();
+        self.client
+            .post(format!("{}/webhook", self.address))
+            .header("x-github-event", event)
+            .header("x-github-delivery", delivery)
+            .header("x-github-hook-id", "77")
+            .header("x-hub-signature-256", sign_sha256(SECRET, &body))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    pub fn get(&self, path_and_query: &str) -> reqwest::RequestBuilder {
+        self.client.get(format!("{}{path_and_query}", self.address))
+    }
+
+    /// The metrics JSON from the API (no token).
+    pub async fn metrics(&self, query: &str) -> Value {
+        let response = self
+            .get(&format!("/api/metrics/issues?{query}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "GET /api/metrics/issues?{query}");
+        response.json().await.unwrap()
+    }
+
+    /// A second connection to the same database.
+    pub async fn store(&self) -> Store {
+        open_store(&self.database_url).await
+    }
+
+    /// Waits until every delivery is done (none pending), and checks none went dead.
+    pub async fn wait_for_deliveries(&self) {
+        let store = self.store().await;
+        wait_until("every delivery is done", || async {
+            store.queue_depth().await.unwrap().pending == 0
+        })
+        .await;
+        let depth = store.queue_depth().await.unwrap();
+        assert_eq!(
+            depth.dead,
+            0,
+            "dead deliveries: {:?}",
+            store.list_deliveries(None, 100).await.unwrap()
+        );
+        store.close().await;
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub async fn open_store(database_url: &str) -> Store {
+    Store::connect(&DatabaseConfig {
+        database_url: database_url.to_owned(),
+        database_max_connections: 2,
+        database_statement_timeout: Duration::from_secs(5),
+    })
+    .await
+    .unwrap()
+}
+
+/// Polls `condition` every 20 ms until it holds; fails the test after [`DEADLINE`].
+pub async fn wait_until<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// What a run of the `herald` binary printed.
+#[derive(Debug)]
+pub struct Output {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the `herald` binary with only `env` in its environment, off the async runtime (so
+/// local fakes keep answering), killing it after [`DEADLINE`].
+pub async fn run_herald(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args(&args)
+            .env_clear()
+            .envs(env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting herald");
+        let mut stdout = child.stdout.take().unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let out = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stdout.read_to_string(&mut text);
+            text
+        });
+        let err = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        let deadline = std::time::Instant::now() + DEADLINE;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("herald {args:?} did not finish in time");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Output {
+            success: status.success(),
+            stdout: out.join().unwrap(),
+            stderr: err.join().unwrap(),
+        }
+    })
+    .await
+    .unwrap()
+}
