@@ -255,6 +255,7 @@ impl Store {
         changes: &LifecycleChanges,
         step: Option<BackfillStep<'_>>,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         dispatch!(self, pool, begin => {
             let mut tx = pool.begin_with(begin).await?;
             for issue in &changes.issues {
@@ -398,6 +399,7 @@ impl Store {
 
     /// Forgets where the backfill of `repository` stood, so the next one starts from page one.
     pub async fn reset_backfill(&self, repository: &str) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         dispatch!(self, pool => {
             sqlx::query(RESET_PROGRESS).bind(repository).execute(pool).await?;
         });

@@ -45,7 +45,7 @@ impl Store {
                 .connect_with(options)
                 .await
                 .with_context(|| format!("cannot open the SQLite database {shown}"))?;
-            Self::Sqlite(pool)
+            Self::Sqlite(pool, super::WriteGate::default())
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let timeout_ms = config.database_statement_timeout.as_millis().to_string();
             let options = PgConnectOptions::from_str(url)
@@ -73,7 +73,7 @@ impl Store {
     /// Applies the migrations this binary knows and the database lacks.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match self {
-            Self::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await,
+            Self::Sqlite(pool, _) => SQLITE_MIGRATIONS.run(pool).await,
             Self::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
         }
         .context("applying database migrations")

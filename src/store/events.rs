@@ -32,6 +32,7 @@ impl Store {
     pub async fn append_events(&self, events: &[NewEvent]) -> Result<Vec<Intake>, StoreError> {
         let mut intakes = Vec::with_capacity(events.len());
         let sqlite = self.backend() == Backend::Sqlite;
+        let _turn = self.write_turn().await;
         dispatch!(self, pool, begin => {
             let mut connection = pool.acquire().await?;
             if sqlite {

@@ -10,7 +10,10 @@ mod listen;
 mod outbox;
 mod writer;
 
+use std::sync::Arc;
+
 use sqlx::{PgPool, SqlitePool};
+use tokio::sync::{Mutex, MutexGuard};
 
 pub use analytics::{BackfillPhase, BackfillStep, PhaseProgress};
 pub use connect::redact_url;
@@ -23,7 +26,7 @@ pub use writer::{EventWriter, WriterError};
 macro_rules! dispatch {
     ($store:expr, $pool:ident, $begin:ident => $body:expr) => {
         match $store {
-            $crate::store::Store::Sqlite($pool) => {
+            $crate::store::Store::Sqlite($pool, _) => {
                 #[allow(unused_variables)]
                 let $begin = "BEGIN IMMEDIATE";
                 $body
@@ -44,9 +47,16 @@ pub(crate) use dispatch;
 /// A connection pool to one of the two backends.
 #[derive(Debug, Clone)]
 pub enum Store {
-    Sqlite(SqlitePool),
+    /// The gate orders this process's write transactions (see [`Store::write_turn`]).
+    Sqlite(SqlitePool, WriteGate),
     Postgres(PgPool),
 }
+
+/// One write transaction at a time in this process, in arrival order. SQLite allows one writer;
+/// left to its busy handler, a writer that finds the database locked sleeps in growing steps
+/// (up to 100 ms), so a webhook's commit could wait behind a stream of delivery bookkeeping far
+/// longer than the writes themselves take. A fair async lock queues them instead.
+pub type WriteGate = Arc<Mutex<()>>;
 
 /// Which backend a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,8 +116,17 @@ pub struct StoredEvent {
 impl Store {
     pub fn backend(&self) -> Backend {
         match self {
-            Self::Sqlite(_) => Backend::Sqlite,
+            Self::Sqlite(..) => Backend::Sqlite,
             Self::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Waits for this process's turn to write (SQLite); no wait on PostgreSQL, whose row locks
+    /// let writers proceed together. Hold the guard for the whole write transaction.
+    pub(crate) async fn write_turn(&self) -> Option<MutexGuard<'_, ()>> {
+        match self {
+            Self::Sqlite(_, gate) => Some(gate.lock().await),
+            Self::Postgres(_) => None,
         }
     }
 

@@ -154,9 +154,11 @@ impl Store {
             Backend::Sqlite => CLAIM_SQLITE,
             Backend::Postgres => CLAIM_POSTGRES,
         };
+        let turn = self.write_turn().await;
         let rows: Vec<ClaimedRow> = dispatch!(self, pool => {
             sqlx::query_as(sql).bind(owner).bind(now).bind(lease_ms).bind(limit).fetch_all(pool).await?
         });
+        drop(turn);
         let mut claimed = Vec::with_capacity(rows.len());
         for row in rows {
             let Some(event) = self.event(row.event_id).await? else {
@@ -183,6 +185,7 @@ impl Store {
         now: i64,
         lease_ms: i64,
     ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let done = dispatch!(self, pool => {
             sqlx::query(START_ATTEMPT).bind(id).bind(owner).bind(now).bind(lease_ms).execute(pool).await?.rows_affected()
         });
@@ -198,6 +201,7 @@ impl Store {
         now: i64,
         finish: &Finish,
     ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let (status, attempts, next_at, error) = match finish {
             Finish::Delivered { attempts } => (DeliveryStatus::Delivered, *attempts, now, None),
             Finish::Retry {
@@ -233,6 +237,7 @@ impl Store {
     /// Frees every lease at once. Only for a store one process owns (SQLite), at start-up, so
     /// work a crashed process held resumes at once instead of when its leases expire.
     pub async fn release_leases(&self) -> Result<u64, StoreError> {
+        let _turn = self.write_turn().await;
         let done = dispatch!(self, pool => sqlx::query(RELEASE_LEASES).execute(pool).await?.rows_affected());
         Ok(done)
     }
@@ -252,6 +257,7 @@ impl Store {
     /// Puts dead deliveries back in the queue, due now, with a fresh retry schedule: one by id,
     /// or all when `id` is `None`. Returns how many were revived.
     pub async fn retry_dead(&self, id: Option<i64>, now: i64) -> Result<u64, StoreError> {
+        let _turn = self.write_turn().await;
         let done = dispatch!(self, pool => {
             sqlx::query(RETRY_DEAD).bind(now).bind(id.is_none()).bind(id.unwrap_or(0)).execute(pool).await?.rows_affected()
         });
@@ -276,6 +282,7 @@ const RELEASE_LEASE: &str = "UPDATE outbox SET lease_owner = NULL, lease_until =
 impl Store {
     /// Gives a claimed row back without attempting it (shutdown before the attempt began).
     pub async fn release_lease(&self, id: i64, owner: &str) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         dispatch!(self, pool => {
             sqlx::query(RELEASE_LEASE).bind(id).bind(owner).execute(pool).await?;
         });
