@@ -4,13 +4,14 @@
 # Slack is a local nginx answering 200 (../shared/peers/sink-nginx.conf), with herald's rate
 # limit off so delivery workers write to the store at full speed during the run (worst case).
 #
-# Needs: apt-get install wrk nginx-light. Usage: bench/intake.sh [sqlite|postgres] [seconds] [connections]
+# Needs: apt-get install wrk nginx-light. Usage: bench/intake.sh [sqlite|postgres] [seconds] [connections] [wrk threads]
 # Never a test: numbers depend on the machine. Traffic stays on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 backend=${1:-sqlite}
 seconds=${2:-20}
 connections=${3:-64}
+threads=${4:-2} # wrk-signed.lua gives every thread the same delivery ids: with 2, half are redeliveries
 peers=../shared/peers
 payload=../shared/github-payloads/issues/opened.payload.json
 secret=benchsecret
@@ -38,7 +39,7 @@ for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && b
 
 sig="sha256=$(openssl dgst -sha256 -hmac "$secret" -hex < "$payload" | sed 's/^.* //')"
 echo "== herald ($backend), $(wc -c < "$payload") byte payload, $connections connections, ${seconds}s"
-PAYLOAD=$payload SIG=$sig wrk -t2 -c"$connections" -d"${seconds}s" --latency -s "$peers/wrk-signed.lua" "http://127.0.0.1:$port/webhook" | tee "$work/wrk.txt"
+PAYLOAD=$payload SIG=$sig wrk -t"$threads" -c"$connections" -d"${seconds}s" --latency -s "$peers/wrk-signed.lua" "http://127.0.0.1:$port/webhook" | tee "$work/wrk.txt"
 
 # Durability check: every request wrk completed with 202 is a row in the store.
 requests=$(awk '/requests in/ {print $1}' "$work/wrk.txt")
