@@ -19,8 +19,9 @@ pub struct DatabaseConfig {
         default_value = "sqlite://herald.db"
     )]
     pub database_url: String,
-    /// Most connections one process opens to the database.
-    #[arg(long, env = "HERALD_DATABASE_MAX_CONNECTIONS", default_value_t = 8)]
+    /// Most connections one process opens to the database (delivery workers hold up to
+    /// `HERALD_DELIVERY_CONCURRENCY` of them; the rest serve intake, claims and the API).
+    #[arg(long, env = "HERALD_DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
     pub database_max_connections: u32,
     /// Longest a single SQL statement may run on PostgreSQL before it is cancelled.
     #[arg(long, env = "HERALD_DATABASE_STATEMENT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
