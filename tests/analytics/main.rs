@@ -2,6 +2,7 @@
 //! metrics API and `herald report`, and `herald backfill` against a fake GitHub.
 
 mod api;
+mod backends;
 mod backfill;
 #[path = "../store/databases.rs"]
 mod databases;
