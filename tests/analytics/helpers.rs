@@ -1,38 +1,14 @@
 //! Test harness: the real server on port 0 with a fresh SQLite file, GitHub payloads built from
 //! the shared samples, the `herald` binary run with a deadline, and polling instead of sleeps.
 
-use std::future::Future;
 use std::io::Read;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Parser;
-use herald::config::{DatabaseConfig, ServeConfig};
-use herald::github::sign_sha256;
-use herald::store::Store;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
-pub const SECRET: &str = "analytics-test-secret";
-/// How long any test waits for work to happen before it fails.
-pub const DEADLINE: Duration = Duration::from_secs(30);
-
-pub fn install_crypto() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-/// The shared GitHub payloads beside the project (read, never copied into the repository).
-pub fn payloads_dir() -> PathBuf {
-    Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/github-payloads"
-    ))
-    .to_path_buf()
-}
+use crate::common::{AppBuilder, payloads_dir};
+pub use crate::common::{open_store, wait_until};
 
 pub fn sample(relative: &str) -> Value {
     let path = payloads_dir().join(relative);
@@ -216,92 +192,33 @@ impl CommentSpec {
     }
 }
 
-#[derive(Parser)]
-#[command(args_override_self = true)]
-struct ServeWrapper {
-    #[command(flatten)]
-    config: ServeConfig,
-}
+/// A running herald with notifications off: these tests only look at analytics.
+pub struct TestApp(crate::common::TestApp);
 
-/// A running herald.
-pub struct TestApp {
-    pub address: String,
-    pub database_url: String,
-    pub client: reqwest::Client,
-    shutdown: CancellationToken,
-    _handle: JoinHandle<anyhow::Result<()>>,
-    _dir: Arc<tempfile::TempDir>,
+impl std::ops::Deref for TestApp {
+    type Target = crate::common::TestApp;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl TestApp {
     /// Starts herald with a fresh database and `extra` flags.
     pub async fn spawn(extra: &[&str]) -> Self {
-        install_crypto();
-        let dir = Arc::new(tempfile::tempdir().unwrap());
-        let database_url = format!("sqlite://{}", dir.path().join("herald.db").display());
-        let secret_path = dir.path().join("herald.secret").display().to_string();
-        let mut args = vec![
-            "herald",
-            "--database-url",
-            &database_url,
-            "--webhook-secret",
-            SECRET,
-            "--retry-schedule",
-            "0s,0s",
-            "--poll-interval",
-            "50ms",
-            "--secret-path",
-            &secret_path,
-            "--notify-events",
-            "none.none",
-        ];
-        args.extend_from_slice(extra);
-        let config = ServeWrapper::try_parse_from(&args)
-            .expect("test flags parse")
-            .config;
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = format!("http://{}", listener.local_addr().unwrap());
-        let shutdown = CancellationToken::new();
-        let handle = tokio::spawn(herald::startup::serve(config, listener, shutdown.clone()));
-        let app = Self {
-            address,
-            database_url,
-            client: reqwest::Client::new(),
-            shutdown,
-            _handle: handle,
-            _dir: dir,
-        };
-        wait_until("the server answers /healthz", || async {
-            app.client
-                .get(format!("{}/healthz", app.address))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200)
-        })
-        .await;
-        app
+        Self(
+            AppBuilder::new()
+                .arg("--notify-events", "none.none")
+                .args(extra)
+                .spawn()
+                .await,
+        )
     }
 
-    /// POSTs `body` signed with the test secret, as GitHub would.
+    /// POSTs `body` signed with the test secret, as GitHub would; returns the status.
     pub async fn send(&self, event: &str, delivery: &str, body: &Value) -> u16 {
         let body = serde_json::to_vec(body).unwrap();
-        self.client
-            .post(format!("{}/webhook", self.address))
-            .header("x-github-event", event)
-            .header("x-github-delivery", delivery)
-            .header("x-github-hook-id", "77")
-            .header("x-hub-signature-256", sign_sha256(SECRET, &body))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    }
-
-    pub fn get(&self, path_and_query: &str) -> reqwest::RequestBuilder {
-        self.client.get(format!("{}{path_and_query}", self.address))
+        self.0.send(event, delivery, &body).await.status().as_u16()
     }
 
     /// The metrics JSON from the API (no token).
@@ -313,11 +230,6 @@ impl TestApp {
             .unwrap();
         assert_eq!(response.status(), 200, "GET /api/metrics/issues?{query}");
         response.json().await.unwrap()
-    }
-
-    /// A second connection to the same database.
-    pub async fn store(&self) -> Store {
-        open_store(&self.database_url).await
     }
 
     /// Waits until every delivery is done (none pending), and checks none went dead.
@@ -338,38 +250,6 @@ impl TestApp {
     }
 }
 
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-pub async fn open_store(database_url: &str) -> Store {
-    Store::connect(&DatabaseConfig {
-        database_url: database_url.to_owned(),
-        database_max_connections: 2,
-        database_statement_timeout: Duration::from_secs(5),
-    })
-    .await
-    .unwrap()
-}
-
-/// Polls `condition` every 20 ms until it holds; fails the test after [`DEADLINE`].
-pub async fn wait_until<F, Fut>(what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while !condition().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// What a run of the `herald` binary printed.
 #[derive(Debug)]
 pub struct Output {
@@ -379,7 +259,7 @@ pub struct Output {
 }
 
 /// Runs the `herald` binary with only `env` in its environment, off the async runtime (so
-/// local fakes keep answering), killing it after [`DEADLINE`].
+/// local fakes keep answering), killing it after the common deadline.
 pub async fn run_herald(args: &[&str], env: &[(&str, &str)]) -> Output {
     let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
     let env: Vec<(String, String)> = env
@@ -408,7 +288,7 @@ pub async fn run_herald(args: &[&str], env: &[(&str, &str)]) -> Output {
             let _ = stderr.read_to_string(&mut text);
             text
         });
-        let deadline = std::time::Instant::now() + DEADLINE;
+        let deadline = std::time::Instant::now() + crate::common::DEADLINE;
         let status = loop {
             if let Some(status) = child.try_wait().unwrap() {
                 break status;

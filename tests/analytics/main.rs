@@ -4,6 +4,12 @@
 mod api;
 mod backends;
 mod backfill;
+#[expect(
+    dead_code,
+    reason = "the service harness of tests/api; this binary uses part of it"
+)]
+#[path = "../api/helpers.rs"]
+mod common;
 #[path = "../store/databases.rs"]
 mod databases;
 mod fake_github;

@@ -166,8 +166,12 @@ async fn server_errors_and_timeouts_are_retried_until_delivered() {
         FakeSlack::with_script(vec![Reply::Status(500), Reply::Hang, Reply::Status(503)]).await;
     let app = AppBuilder::new()
         .slack(&slack)
-        .arg("--retry-schedule", "0s,0s,0s,0s")
-        .arg("--slack-timeout", "300ms")
+        .args(&[
+            "--retry-schedule",
+            "0s,0s,0s,0s",
+            "--slack-timeout",
+            "300ms",
+        ])
         .spawn()
         .await;
     app.send("issues", "flaky", &payload("issues/opened.payload.json"))

@@ -97,6 +97,12 @@ impl AppBuilder {
         self
     }
 
+    /// Appends flags and values as given (`["--api-token", "t"]`).
+    pub fn args(mut self, extra: &[&str]) -> Self {
+        self.args.extend(extra.iter().map(|arg| (*arg).to_owned()));
+        self
+    }
+
     pub fn flag(mut self, flag: &str) -> Self {
         self.args.push(flag.to_owned());
         self
