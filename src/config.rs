@@ -116,8 +116,9 @@ pub struct ServeConfig {
     /// Google Cloud project, to link logs to request traces in Cloud Logging.
     #[arg(long, env = "GOOGLE_CLOUD_PROJECT")]
     pub gcp_project: Option<String>,
-    /// Longest shutdown waits for in-flight requests and delivery attempts.
-    #[arg(long, env = "HERALD_SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_duration)]
+    /// Longest shutdown waits, in all, for requests, queued commits and delivery attempts in
+    /// flight (Cloud Run kills an instance about 10 s after SIGTERM).
+    #[arg(long, env = "HERALD_SHUTDOWN_GRACE", default_value = "8s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
     /// Bearer token that `/api/*` requires when set (`Authorization: Bearer <token>`).
     #[arg(long, env = "HERALD_API_TOKEN", hide_env_values = true)]

@@ -44,8 +44,13 @@ pub async fn serve(
     let sinks = Arc::new(build_sinks(&config, &store)?);
     let metrics = Arc::new(Metrics::new());
     let wake = Arc::new(Notify::new());
-    let (writer, writer_task) =
-        EventWriter::spawn(store.clone(), Arc::clone(&wake), config.store_timeout);
+    let writer_stop = CancellationToken::new();
+    let (writer, writer_task) = EventWriter::spawn(
+        store.clone(),
+        Arc::clone(&wake),
+        config.store_timeout,
+        writer_stop.clone(),
+    );
 
     let worker_cancel = CancellationToken::new();
     let settings = WorkerSettings {
@@ -84,19 +89,35 @@ pub async fn serve(
 
     let server = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    let grace = config.shutdown_grace;
-    let served = server.into_future();
-    tokio::pin!(served);
-    tokio::select! {
-        result = &mut served => result.context("serving HTTP")?,
-        () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
-            tracing::warn!("requests still in flight after the shutdown grace period; closing");
+    let mut served = tokio::spawn(server.into_future());
+    // Everything after the signal shares one budget: Cloud Run kills ~10 s after SIGTERM.
+    let deadline = tokio::select! {
+        result = &mut served => {
+            result.context("the HTTP server task")?.context("serving HTTP")?;
+            tokio::time::Instant::now() + config.shutdown_grace
         }
+        () = shutdown.cancelled() => {
+            let deadline = tokio::time::Instant::now() + config.shutdown_grace;
+            if tokio::time::timeout_at(deadline, &mut served).await.is_err() {
+                tracing::warn!("requests still in flight after the shutdown grace period; closing");
+                served.abort();
+            }
+            deadline
+        }
+    };
+    // No new events: the writer commits what is queued (its callers are still waiting) and ends.
+    writer_stop.cancel();
+    if tokio::time::timeout_at(deadline, writer_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the event writer was still committing at the end of the grace period");
     }
-    // The router (and with it every writer handle) is gone: the writer commits what it holds and ends.
-    let _ = writer_task.await;
     worker_cancel.cancel();
-    if tokio::time::timeout(grace, worker_task).await.is_err() {
+    if tokio::time::timeout_at(deadline, worker_task)
+        .await
+        .is_err()
+    {
         tracing::warn!("delivery attempts still running after the shutdown grace period");
     }
     let _ = listener_task.await;

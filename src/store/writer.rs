@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
 use super::{Intake, NewEvent, Store};
 
@@ -39,14 +40,17 @@ pub struct EventWriter {
 
 impl EventWriter {
     /// Starts the writer task. `stored` is notified after every commit that stored something, to
-    /// wake the delivery workers. The task ends when every handle is dropped and the queue is empty.
+    /// wake the delivery workers. The task ends when every handle is dropped, or when `stop`
+    /// fires; either way it first commits what is already queued, and later appends answer
+    /// [`WriterError::Stopped`].
     pub fn spawn(
         store: Store,
         stored: Arc<Notify>,
         timeout: Duration,
+        stop: CancellationToken,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (jobs, receiver) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(run(store, receiver, stored));
+        let task = tokio::spawn(run(store, receiver, stored, stop));
         (Self { jobs, timeout }, task)
     }
 
@@ -67,9 +71,27 @@ impl EventWriter {
     }
 }
 
-async fn run(store: Store, mut receiver: mpsc::Receiver<Job>, stored: Arc<Notify>) {
+async fn run(
+    store: Store,
+    mut receiver: mpsc::Receiver<Job>,
+    stored: Arc<Notify>,
+    stop: CancellationToken,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    let mut closed = false;
+    loop {
+        let received = tokio::select! {
+            received = receiver.recv_many(&mut batch, MAX_BATCH) => received,
+            () = stop.cancelled(), if !closed => {
+                // No new jobs; those already queued are still received and committed below.
+                receiver.close();
+                closed = true;
+                continue;
+            }
+        };
+        if received == 0 {
+            break;
+        }
         // A request that gave up waiting needs no write; its client was told 503.
         batch.retain(|job: &Job| !job.reply.is_closed());
         if batch.is_empty() {

@@ -311,3 +311,32 @@ async fn json_logs_follow_cloud_logging_and_never_contain_secrets() {
             .any(|e| e["severity"] == "ERROR" && e["message"] == "delivery dead-lettered")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_even_when_a_client_never_finishes_its_request() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = quiet_herald_command();
+    command
+        .current_dir(dir.path())
+        .env("HERALD_WEBHOOK_SECRET", SECRET)
+        .env("HERALD_SHUTDOWN_GRACE", "1s");
+    let mut server = Process::serve(command).await;
+    // Headers promise 1000 bytes; 7 arrive, then the client goes quiet.
+    let address = server.address.trim_start_matches("http://").to_owned();
+    let mut stalled = tokio::net::TcpStream::connect(&address).await.unwrap();
+    stalled
+        .write_all(b"POST /webhook HTTP/1.1\r\nHost: herald\r\nContent-Length: 1000\r\n\r\npartial")
+        .await
+        .unwrap();
+    stalled.flush().await.unwrap();
+    server.terminate();
+    let mut exited = None;
+    wait_until("herald exits after its grace period", || {
+        exited = server.child.try_wait().unwrap();
+        std::future::ready(exited.is_some())
+    })
+    .await;
+    assert!(exited.unwrap().success(), "a clean exit");
+    drop(stalled);
+}
