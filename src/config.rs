@@ -9,14 +9,15 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use secrecy::SecretString;
 
-/// Where the store lives; shared by every command that touches it.
-#[derive(Debug, Clone, Args)]
+/// Where the store lives; shared by every command that touches it. `Debug` hides the password.
+#[derive(Clone, Args)]
 pub struct DatabaseConfig {
     /// `sqlite://PATH` (embedded, one instance) or `postgres://…` (shared by several instances).
     #[arg(
         long,
         env = "HERALD_DATABASE_URL",
-        default_value = "sqlite://herald.db"
+        default_value = "sqlite://herald.db",
+        hide_env_values = true
     )]
     pub database_url: String,
     /// Most connections one process opens to the database (delivery workers hold up to
@@ -26,6 +27,22 @@ pub struct DatabaseConfig {
     /// Longest a single SQL statement may run on PostgreSQL before it is cancelled.
     #[arg(long, env = "HERALD_DATABASE_STATEMENT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub database_statement_timeout: Duration,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field(
+                "database_url",
+                &crate::store::redact_url(&self.database_url),
+            )
+            .field("database_max_connections", &self.database_max_connections)
+            .field(
+                "database_statement_timeout",
+                &self.database_statement_timeout,
+            )
+            .finish()
+    }
 }
 
 /// How to reach GitHub's REST API (for `herald backfill`).
@@ -113,6 +130,10 @@ pub struct ServeConfig {
     /// Longest the webhook waits for its event to be committed before answering 503.
     #[arg(long, env = "HERALD_STORE_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub store_timeout: Duration,
+    /// Set by Cloud Run (`K_SERVICE`): there, no secret is generated (it would differ per
+    /// instance and its one-time print would land in Cloud Logging).
+    #[arg(long, env = "K_SERVICE", hide = true)]
+    pub cloud_run_service: Option<String>,
     /// Google Cloud project, to link logs to request traces in Cloud Logging.
     #[arg(long, env = "GOOGLE_CLOUD_PROJECT")]
     pub gcp_project: Option<String>,
@@ -211,5 +232,11 @@ mod tests {
             github_timeout: Duration::from_secs(1),
         };
         assert!(!format!("{github:?}").contains("hunter2"));
+        let database = DatabaseConfig {
+            database_url: "postgres://herald:hunter2@db/herald".into(),
+            database_max_connections: 1,
+            database_statement_timeout: Duration::from_secs(1),
+        };
+        assert!(!format!("{database:?}").contains("hunter2"));
     }
 }

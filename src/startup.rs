@@ -29,6 +29,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    check(&config)?;
     let (secrets, source) = load_secrets(&config.secrets)?;
     let store = Store::connect(&config.database).await?;
     if store.backend() == Backend::Sqlite {
@@ -124,6 +125,30 @@ pub async fn serve(
     let _ = checkpoint_task.await;
     store.close().await;
     tracing::info!("herald stopped");
+    Ok(())
+}
+
+/// Refuses configurations that would misbehave only later, in production.
+fn check(config: &ServeConfig) -> anyhow::Result<()> {
+    let secrets = &config.secrets;
+    let would_generate = secrets.webhook_secret.is_none()
+        && secrets.webhook_secret_file.is_none()
+        && !secrets.secret_path.exists();
+    let shared = config.database.database_url.starts_with("postgres");
+    if would_generate && (config.cloud_run_service.is_some() || shared) {
+        anyhow::bail!(
+            "set HERALD_WEBHOOK_SECRET or HERALD_WEBHOOK_SECRET_FILE: on Cloud Run or with a shared \
+             PostgreSQL store every instance would generate a different secret"
+        );
+    }
+    if config.slack_webhook_url.is_some() && config.delivery_lease <= config.slack_timeout {
+        anyhow::bail!(
+            "HERALD_DELIVERY_LEASE ({:?}) must be longer than HERALD_SLACK_TIMEOUT ({:?}), or another \
+             worker could take over a message still being sent",
+            config.delivery_lease,
+            config.slack_timeout
+        );
+    }
     Ok(())
 }
 

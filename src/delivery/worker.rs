@@ -194,19 +194,30 @@ impl DeliveryWorker {
         self.record(&claim, finish).await;
     }
 
+    /// Records the outcome, retrying a failing database a few times: an outcome left unrecorded
+    /// turns a known result into an "interrupted" one after the lease expires.
     async fn record(&self, claim: &Claimed, finish: Finish) {
-        match self
-            .store
-            .finish(claim.id, &self.owner, now_ms(), &finish)
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => tracing::warn!(
-                delivery = claim.id,
-                "lease lost before the outcome was recorded"
-            ),
-            Err(error) => {
-                tracing::error!(delivery = claim.id, error = %error, "recording a delivery outcome failed");
+        for pause_ms in [100, 500, 2_000, 0] {
+            match self
+                .store
+                .finish(claim.id, &self.owner, now_ms(), &finish)
+                .await
+            {
+                Ok(true) => return,
+                Ok(false) => {
+                    tracing::warn!(
+                        delivery = claim.id,
+                        "lease lost before the outcome was recorded"
+                    );
+                    return;
+                }
+                Err(error) if pause_ms > 0 => {
+                    tracing::warn!(delivery = claim.id, error = %error, "recording a delivery outcome failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+                }
+                Err(error) => {
+                    tracing::error!(delivery = claim.id, error = %error, "recording a delivery outcome failed");
+                }
             }
         }
     }

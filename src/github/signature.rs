@@ -45,6 +45,12 @@ impl SignatureVerifier {
         }
     }
 
+    /// Whether a request with these signature headers could verify at all. Lets the handler
+    /// answer 401 before reading (up to 25 MiB of) an unsigned body.
+    pub fn has_signature(&self, sha256_present: bool, sha1_present: bool) -> bool {
+        sha256_present || (self.allow_sha1 && sha1_present)
+    }
+
     /// Verifies `body` given the values of `X-Hub-Signature-256` and `X-Hub-Signature`.
     ///
     /// When the SHA-256 header is present it alone decides; SHA-1 is consulted only when it is

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState};
-use crate::github::{EventName, IndexedEvent, ParseError};
+use crate::github::{EventName, IndexedEvent, ParseError, SignatureError};
 use crate::store::{Intake, NewEvent};
 use crate::time_util::now_ms;
 
@@ -46,6 +46,13 @@ async fn accept(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let sha256 = headers.contains_key("x-hub-signature-256");
+    if !state
+        .verifier
+        .has_signature(sha256, headers.contains_key("x-hub-signature"))
+    {
+        return Err(SignatureError::Missing.into());
+    }
     let body = read_body(headers, body).await?;
     state.verifier.verify(
         &body,

@@ -90,16 +90,29 @@ fn describe(error: &sqlx::Error) -> String {
 
 /// The URL with any password replaced, fit for logs and error messages.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
     };
-    let Some((credentials, host)) = rest.rsplit_once('@') else {
-        return url.to_owned();
+    let base = match base
+        .split_once("://")
+        .and_then(|(scheme, rest)| Some((scheme, rest.rsplit_once('@')?)))
+    {
+        Some((scheme, (credentials, host))) => match credentials.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:[redacted]@{host}"),
+            None => base.to_owned(),
+        },
+        None => base.to_owned(),
     };
-    match credentials.split_once(':') {
-        Some((user, _password)) => format!("{scheme}://{user}:[redacted]@{host}"),
-        None => url.to_owned(),
-    }
+    let Some(query) = query else { return base };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=[redacted]"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", query.join("&"))
 }
 
 #[cfg(test)]
@@ -117,6 +130,14 @@ mod tests {
             "postgres://app@db/herald"
         );
         assert_eq!(redact_url("sqlite://herald.db"), "sqlite://herald.db");
+        assert_eq!(
+            redact_url("postgres://db/herald?user=app&password=s3cret&sslmode=require"),
+            "postgres://db/herald?user=app&password=[redacted]&sslmode=require"
+        );
+        assert_eq!(
+            redact_url("postgres://app:pw@db/herald?password=s3cret"),
+            "postgres://app:[redacted]@db/herald?password=[redacted]"
+        );
     }
 
     #[tokio::test]

@@ -4,7 +4,10 @@ use std::collections::HashMap;
 
 use sqlx::Connection;
 
-use super::{Backend, Intake, NOTIFY_OUTBOX, NewEvent, Store, StoreError, StoredEvent, dispatch};
+use super::{
+    Backend, Intake, NOTIFY_OUTBOX, NewEvent, SYNC_FULL, SYNC_NORMAL, Store, StoreError,
+    StoredEvent, dispatch,
+};
 
 const INSERT_EVENTS: &str = "INSERT INTO events
     (hook_id, delivery_id, event, action, repository, issue_number, actor, received_at, payload) ";
@@ -15,11 +18,6 @@ const INSERT_OUTBOX: &str = "INSERT INTO outbox
 
 const SELECT_EVENT: &str = "SELECT id, hook_id, delivery_id, event, action, repository,
     issue_number, actor, received_at, payload FROM events WHERE id = $1";
-
-/// Events are committed with a full sync (survives power loss); the connection goes back to the
-/// pool's NORMAL afterwards. SQLite only.
-const SYNC_FULL: &str = "PRAGMA synchronous = FULL";
-const SYNC_NORMAL: &str = "PRAGMA synchronous = NORMAL";
 
 /// Rows per multi-row INSERT, well under both databases' bound-parameter limits.
 const ROWS_PER_STATEMENT: usize = 256;
@@ -40,8 +38,12 @@ impl Store {
             }
             let mut tx = connection.begin_with(begin).await?;
             for chunk in events.chunks(ROWS_PER_STATEMENT) {
+                // Rows go in key order, so two instances inserting overlapping batches (the same
+                // redeliveries) take the unique-index locks in the same order: no deadlock.
+                let mut in_key_order: Vec<&NewEvent> = chunk.iter().collect();
+                in_key_order.sort_by(|a, b| (&a.hook_id, &a.delivery_id).cmp(&(&b.hook_id, &b.delivery_id)));
                 let mut insert = sqlx::QueryBuilder::new(INSERT_EVENTS);
-                insert.push_values(chunk, |mut row, event| {
+                insert.push_values(in_key_order, |mut row, event| {
                     row.push_bind(&event.hook_id)
                         .push_bind(&event.delivery_id)
                         .push_bind(&event.event)
@@ -84,7 +86,10 @@ impl Store {
             }
             tx.commit().await?;
             if sqlite {
-                sqlx::query(SYNC_NORMAL).execute(&mut *connection).await?;
+                // Committed already: a failure here must not turn the answer into a 503.
+                if let Err(error) = sqlx::query(SYNC_NORMAL).execute(&mut *connection).await {
+                    tracing::warn!(error = %error, "restoring synchronous=NORMAL failed");
+                }
             }
         });
         Ok(intakes)

@@ -66,7 +66,10 @@ impl Store {
             };
             if let Err(error) = listener.listen(OUTBOX_CHANNEL).await {
                 tracing::warn!(error = %error, "LISTEN failed; polling meanwhile");
-                continue;
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_secs(5)) => continue,
+                }
             }
             // A commit may have happened while we were not listening.
             wake.notify_one();

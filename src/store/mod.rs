@@ -69,6 +69,11 @@ pub enum Backend {
 pub const OUTBOX_CHANNEL: &str = "herald_outbox";
 const NOTIFY_OUTBOX: &str = "NOTIFY herald_outbox";
 
+/// SQLite commits that must survive power loss switch their connection to a full sync, and back
+/// to the pool's NORMAL afterwards.
+const SYNC_FULL: &str = "PRAGMA synchronous = FULL";
+const SYNC_NORMAL: &str = "PRAGMA synchronous = NORMAL";
+
 /// Errors from the store; the cause chain is logged, never sent to clients.
 pub type StoreError = sqlx::Error;
 

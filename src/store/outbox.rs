@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use super::{Backend, Store, StoreError, StoredEvent, dispatch};
+use super::{Backend, SYNC_FULL, SYNC_NORMAL, Store, StoreError, StoredEvent, dispatch};
 
 const CLAIM_SQLITE: &str =
     "UPDATE outbox SET lease_owner = $1, lease_until = $2 + $3, updated_at = $2
@@ -186,8 +186,26 @@ impl Store {
         lease_ms: i64,
     ) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
+        let sqlite = self.backend() == Backend::Sqlite;
         let done = dispatch!(self, pool => {
-            sqlx::query(START_ATTEMPT).bind(id).bind(owner).bind(now).bind(lease_ms).execute(pool).await?.rows_affected()
+            let mut connection = pool.acquire().await?;
+            if sqlite {
+                // This record is what prevents a second message after a crash: make it as
+                // durable as an event. At most one per notification, so the fsync is cheap.
+                sqlx::query(SYNC_FULL).execute(&mut *connection).await?;
+            }
+            let done = sqlx::query(START_ATTEMPT)
+                .bind(id)
+                .bind(owner)
+                .bind(now)
+                .bind(lease_ms)
+                .execute(&mut *connection)
+                .await?
+                .rows_affected();
+            if sqlite && let Err(error) = sqlx::query(SYNC_NORMAL).execute(&mut *connection).await {
+                tracing::warn!(error = %error, "restoring synchronous=NORMAL failed");
+            }
+            done
         });
         Ok(done == 1)
     }

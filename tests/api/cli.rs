@@ -340,3 +340,52 @@ async fn shutdown_ends_even_when_a_client_never_finishes_its_request() {
     assert!(exited.unwrap().success(), "a clean exit");
     drop(stalled);
 }
+
+#[test]
+fn serve_refuses_settings_that_would_fail_in_production() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |env: &[(&str, &str)]| {
+        let mut command = herald();
+        command
+            .arg("serve")
+            .current_dir(dir.path())
+            .env("HERALD_LISTEN", "127.0.0.1:0")
+            .envs(env.iter().copied());
+        let output = command.output().unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (ok, stderr) = run(&[("K_SERVICE", "herald")]);
+    assert!(
+        !ok && stderr.contains("set HERALD_WEBHOOK_SECRET or HERALD_WEBHOOK_SECRET_FILE"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("herald.secret").exists(),
+        "nothing generated on Cloud Run"
+    );
+    let (ok, stderr) = run(&[
+        ("HERALD_WEBHOOK_SECRET", SECRET),
+        ("HERALD_SLACK_WEBHOOK_URL", "http://127.0.0.1:9/hook"),
+        ("HERALD_DELIVERY_LEASE", "5s"),
+    ]);
+    assert!(
+        !ok && stderr
+            .contains("HERALD_DELIVERY_LEASE (5s) must be longer than HERALD_SLACK_TIMEOUT (10s)"),
+        "{stderr}"
+    );
+    let (ok, stderr) = run(&[
+        ("HERALD_WEBHOOK_SECRET", SECRET),
+        (
+            "HERALD_DATABASE_URL",
+            "postgres://app:hunter2@127.0.0.1:9/db",
+        ),
+    ]);
+    assert!(
+        !ok && stderr.contains("postgres://app:[redacted]@127.0.0.1:9/db")
+            && !stderr.contains("hunter2"),
+        "{stderr}"
+    );
+}

@@ -35,6 +35,7 @@ async fn start(database_url: &str, slack_url: &str, extra: &[(&str, &str)]) -> P
         .env("HERALD_SLACK_WEBHOOK_URL", slack_url)
         .env("HERALD_SLACK_MAX_PER_SECOND", "0")
         .env("HERALD_DELIVERY_LEASE", "2s")
+        .env("HERALD_SLACK_TIMEOUT", "1s")
         .env("HERALD_POLL_INTERVAL", "200ms")
         .env("HERALD_RETRY_SCHEDULE", "0s,0s,0s")
         .envs(extra.iter().copied());
