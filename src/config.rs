@@ -130,6 +130,10 @@ pub struct ServeConfig {
     /// Longest the webhook waits for its event to be committed before answering 503.
     #[arg(long, env = "HERALD_STORE_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub store_timeout: Duration,
+    /// Most webhook body bytes held in memory at once, across all requests (in MiB); further
+    /// requests wait for room before their bodies are read. At least one 25 MiB body always fits.
+    #[arg(long, env = "HERALD_BODY_BUDGET_MIB", default_value_t = 256)]
+    pub body_budget_mib: u32,
     /// Set by Cloud Run (`K_SERVICE`): there, no secret is generated (it would differ per
     /// instance and its one-time print would land in Cloud Logging).
     #[arg(long, env = "K_SERVICE", hide = true)]

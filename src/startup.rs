@@ -12,7 +12,7 @@ use crate::config::ServeConfig;
 use crate::delivery::{DeliveryWorker, WorkerSettings};
 use crate::github::SecretSource;
 use crate::github::{SignatureVerifier, WebhookSecrets, load_secrets};
-use crate::http::{ApiToken, AppState, router};
+use crate::http::{ApiToken, AppState, BodyBudget, router};
 use crate::metrics::Metrics;
 use crate::sinks::{
     AnalyticsSink, ConsoleNotifier, EventFilter, RateLimiter, Sink, Sinks, SlackWebhook,
@@ -83,6 +83,7 @@ pub async fn serve(
         metrics,
         gcp_project: config.gcp_project.clone(),
         api_token: config.api_token.as_ref().and_then(ApiToken::new),
+        body_budget: BodyBudget::new(config.body_budget_mib),
     };
     let address = listener.local_addr()?;
     announce(&secrets, &source, &config, address);

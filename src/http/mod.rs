@@ -18,7 +18,7 @@ use tower_http::trace::TraceLayer;
 
 pub use api::ApiToken;
 pub use error::ApiError;
-pub use webhook::MAX_BODY_BYTES;
+pub use webhook::{BodyBudget, MAX_BODY_BYTES};
 
 use crate::github::SignatureVerifier;
 use crate::metrics::Metrics;
@@ -37,6 +37,8 @@ pub struct AppState {
     pub gcp_project: Option<String>,
     /// Required by `/api/*` when set.
     pub api_token: Option<ApiToken>,
+    /// Bounds the webhook bodies buffered at once (see [`BodyBudget`]).
+    pub body_budget: BodyBudget,
 }
 
 /// Longest any request may take, body upload included; GitHub itself gives up after 10 s.

@@ -1,7 +1,10 @@
 //! `POST /webhook`: read the raw body, verify, parse just enough to index, store, answer.
 //! Everything slow happens later, from the outbox.
 
+use std::sync::Arc;
 use std::time::Instant;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -16,6 +19,38 @@ use crate::time_util::now_ms;
 
 /// GitHub caps payloads at 25 MiB; anything larger is not from GitHub.
 pub const MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
+
+/// Memory for request bodies, in KiB permits: a request reserves its declared length (or the
+/// 25 MiB cap when undeclared) before reading, so many large uploads, signed or not, queue
+/// instead of exhausting memory. GitHub's usual few-KiB payloads never notice it.
+#[derive(Clone)]
+pub struct BodyBudget(Arc<Semaphore>);
+
+impl BodyBudget {
+    const MAX_KIB: u32 = (MAX_BODY_BYTES / 1024) as u32;
+
+    pub fn new(mib: u32) -> Self {
+        Self(Arc::new(Semaphore::new(
+            mib.saturating_mul(1024).max(Self::MAX_KIB) as usize,
+        )))
+    }
+
+    /// KiB not reserved by a request in flight.
+    pub fn available_kib(&self) -> usize {
+        self.0.available_permits()
+    }
+
+    /// Waits for room for a body of `declared` bytes (the cap when unknown).
+    pub async fn reserve(&self, declared: Option<u64>) -> OwnedSemaphorePermit {
+        let kib = declared.map_or(Self::MAX_KIB, |bytes| {
+            u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
+        });
+        Arc::clone(&self.0)
+            .acquire_many_owned(kib.clamp(1, Self::MAX_KIB))
+            .await
+            .expect("the body budget is never closed")
+    }
+}
 
 /// The webhook handler. See DESIGN.md for the status codes.
 pub async fn receive(
@@ -53,7 +88,8 @@ async fn accept(
     {
         return Err(SignatureError::Missing.into());
     }
-    let body = read_body(headers, body).await?;
+    // The room stays reserved until the answer: the body lives until then.
+    let (body, _room) = read_body(&state.body_budget, headers, body).await?;
     state.verifier.verify(
         &body,
         headers
@@ -116,7 +152,12 @@ async fn accept(
     }
 }
 
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+/// Reads the body within the 25 MiB cap, after reserving room for it in the budget.
+async fn read_body(
+    budget: &BodyBudget,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Bytes, OwnedSemaphorePermit), ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -124,7 +165,8 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
     if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
         return Err(ApiError::PayloadTooLarge);
     }
-    axum::body::to_bytes(body, MAX_BODY_BYTES)
+    let room = budget.reserve(declared).await;
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
         .map_err(|error| {
             let too_large =
@@ -135,7 +177,8 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
             } else {
                 ApiError::BadRequest("could not read the body".into())
             }
-        })
+        })?;
+    Ok((bytes, room))
 }
 
 fn required_header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, ApiError> {
@@ -161,4 +204,39 @@ fn json_payload(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError> {
             .ok_or_else(|| ApiError::BadRequest("form body has no payload field".into()));
     }
     String::from_utf8(body.to_vec()).map_err(|_| ApiError::BadRequest("body is not UTF-8".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_body_budget_reserves_declared_room_and_gives_it_back() {
+        let budget = BodyBudget::new(0); // raised to one full-size body
+        assert_eq!(budget.available_kib(), 25 * 1024);
+        let small = budget.reserve(Some(13_521)).await;
+        assert_eq!(budget.available_kib(), 25 * 1024 - 14);
+        let empty = budget.reserve(Some(0)).await;
+        assert_eq!(
+            budget.available_kib(),
+            25 * 1024 - 15,
+            "even an empty body takes 1 KiB"
+        );
+        drop((small, empty));
+        let unknown = budget.reserve(None).await;
+        assert_eq!(
+            budget.available_kib(),
+            0,
+            "an undeclared length reserves the cap"
+        );
+        drop(unknown);
+        let huge = budget.reserve(Some(u64::MAX)).await;
+        assert_eq!(
+            budget.available_kib(),
+            0,
+            "never more than the cap, so it cannot wait forever"
+        );
+        drop(huge);
+        assert_eq!(BodyBudget::new(256).available_kib(), 256 * 1024);
+    }
 }
