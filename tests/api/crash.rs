@@ -3,9 +3,8 @@
 
 use crate::helpers::{
     FakeSlack, Process, Reply, SECRET, default_database, delivery_states, herald_command,
-    notified_numbers, open_store, payload, quiet_herald_command, wait_until,
+    notified_numbers, open_store, opened_issue, quiet_herald_command, wait_until,
 };
-use herald::github::sign_sha256;
 
 async fn start(dir: &std::path::Path, slack: &FakeSlack) -> Process {
     let mut command = quiet_herald_command();
@@ -21,20 +20,10 @@ async fn start(dir: &std::path::Path, slack: &FakeSlack) -> Process {
 }
 
 async fn send(process: &Process, delivery: &str, number: i64) {
-    let mut body: serde_json::Value =
-        serde_json::from_slice(&payload("issues/opened.payload.json")).unwrap();
-    body["issue"]["number"] = number.into();
-    let body = serde_json::to_vec(&body).unwrap();
-    let status = reqwest::Client::new()
-        .post(format!("{}/webhook", process.address))
-        .header("x-github-event", "issues")
-        .header("x-github-delivery", delivery)
-        .header("x-hub-signature-256", sign_sha256(SECRET, &body))
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-        .status();
+    let client = reqwest::Client::new();
+    let status = process
+        .send_issue(&client, delivery.to_owned(), opened_issue(number))
+        .await;
     assert_eq!(status, 202);
 }
 

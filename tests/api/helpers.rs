@@ -407,6 +407,26 @@ impl Process {
         process
     }
 
+    /// POSTs a signed `issues` delivery, as GitHub would; returns the status.
+    pub async fn send_issue(
+        &self,
+        client: &reqwest::Client,
+        delivery: String,
+        body: Vec<u8>,
+    ) -> u16 {
+        client
+            .post(format!("{}/webhook", self.address))
+            .header("x-github-event", "issues")
+            .header("x-github-delivery", delivery)
+            .header("x-hub-signature-256", sign_sha256(SECRET, &body))
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
     /// SIGTERM, as Cloud Run sends before stopping an instance.
     pub fn terminate(&self) {
         let status = std::process::Command::new("kill")
@@ -422,6 +442,13 @@ impl Drop for Process {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The shared `issues/opened` payload, renumbered.
+pub fn opened_issue(number: i64) -> Vec<u8> {
+    let mut body: Value = serde_json::from_slice(&payload("issues/opened.payload.json")).unwrap();
+    body["issue"]["number"] = number.into();
+    serde_json::to_vec(&body).unwrap()
 }
 
 /// Opens the database at `url` as a second client would.

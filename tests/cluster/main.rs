@@ -17,10 +17,9 @@ mod helpers;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use herald::github::sign_sha256;
 use herald::store::{QueueDepth, Store};
 
-use helpers::{FakeSlack, Process, SECRET, notified_numbers, payload};
+use helpers::{FakeSlack, Process, SECRET, notified_numbers, opened_issue};
 
 /// These tests move thousands of events; they get longer than the usual deadline.
 const LONG: Duration = Duration::from_secs(120);
@@ -43,32 +42,6 @@ async fn start(database_url: &str, slack_url: &str, extra: &[(&str, &str)]) -> P
     // Nothing is written there (the database is PostgreSQL); it only needs to outlive the process.
     std::mem::forget(dir);
     process
-}
-
-fn issue(number: usize) -> Vec<u8> {
-    let mut body: serde_json::Value =
-        serde_json::from_slice(&payload("issues/opened.payload.json")).unwrap();
-    body["issue"]["number"] = number.into();
-    serde_json::to_vec(&body).unwrap()
-}
-
-async fn send(
-    client: &reqwest::Client,
-    instance: &Process,
-    delivery: String,
-    body: Vec<u8>,
-) -> u16 {
-    client
-        .post(format!("{}/webhook", instance.address))
-        .header("x-github-event", "issues")
-        .header("x-github-delivery", delivery)
-        .header("x-hub-signature-256", sign_sha256(SECRET, &body))
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
 }
 
 async fn wait_long(what: &str, mut condition: impl AsyncFnMut() -> bool) {
@@ -95,7 +68,9 @@ async fn two_instances_store_and_notify_every_event_exactly_once() {
     let instances = [&first, &second];
     let client = reqwest::Client::new();
     let statuses: Vec<u16> = futures_util::stream::iter(0..EVENTS)
-        .map(|n| send(&client, instances[n % 2], format!("delivery-{n}"), issue(n)))
+        .map(|n| {
+            instances[n % 2].send_issue(&client, format!("delivery-{n}"), opened_issue(n as i64))
+        })
         .buffer_unordered(32)
         .collect()
         .await;
@@ -106,11 +81,10 @@ async fn two_instances_store_and_notify_every_event_exactly_once() {
     // GitHub redelivering to the other instance: recognised there too.
     let redelivered: Vec<u16> = futures_util::stream::iter(0..100)
         .map(|n| {
-            send(
+            instances[(n + 1) % 2].send_issue(
                 &client,
-                instances[(n + 1) % 2],
                 format!("delivery-{n}"),
-                issue(n),
+                opened_issue(n as i64),
             )
         })
         .buffer_unordered(16)
@@ -163,7 +137,12 @@ async fn a_killed_instances_claims_are_finished_by_another_after_the_lease() {
     .await;
     let client = reqwest::Client::new();
     for n in 0..EVENTS {
-        assert_eq!(send(&client, &first, format!("k-{n}"), issue(n)).await, 202);
+        assert_eq!(
+            first
+                .send_issue(&client, format!("k-{n}"), opened_issue(n as i64))
+                .await,
+            202
+        );
     }
     let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
     let held = async || -> i64 {
