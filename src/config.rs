@@ -1,5 +1,18 @@
-//! Typed configuration: every option is a flag and an environment variable (flags win), parsed
-//! and validated once at start-up. Nothing reads the environment after this.
+//! Typed configuration: every option is a flag and an environment variable (flags win), and may
+//! be set in the configuration file (see `load`), which also holds the destinations, routes and
+//! analytics settings. Parsed and validated once at start-up; nothing reads the environment after
+//! this.
+
+mod file;
+mod load;
+mod value;
+
+pub use file::{
+    AnalyticsConfig, BusinessHoursConfig, DestinationConfig, DestinationKind, FileConfig,
+    FileError, RouteConfig,
+};
+pub use load::{CONFIG_ENV, LoadError, closest, config_path, parse_layered};
+pub use value::ConfigValue;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -81,6 +94,13 @@ pub struct SecretConfig {
 /// Everything `herald serve` needs.
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
+    /// A configuration file (TOML): destinations, routes, analytics, and any of these settings by
+    /// name; the environment and flags override it.
+    #[arg(long, env = "HERALD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The file's contents (filled by `config::parse_layered`; empty without a file).
+    #[arg(skip)]
+    pub file: FileConfig,
     /// Port to listen on when `HERALD_LISTEN` is not set (Cloud Run sets `PORT`).
     #[arg(long, env = "PORT", default_value_t = 8080)]
     pub port: u16,

@@ -1,13 +1,20 @@
 //! The `herald` command: parse the command line, start telemetry, dispatch.
 
-use clap::Parser;
 use herald::cli::Cli;
+use herald::config::LoadError;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     // reqwest is built without a crypto provider of its own; install ring once for the process.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let cli = Cli::parse();
+    let cli = match Cli::load(std::env::args_os().collect()) {
+        Ok(cli) => cli,
+        Err(LoadError::Clap(error)) => error.exit(),
+        Err(LoadError::File(message)) => {
+            eprintln!("herald: {message}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     herald::telemetry::init(cli.log_format());
     match cli.run().await {
         Ok(code) => code,

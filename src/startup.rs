@@ -4,23 +4,28 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use rand::Rng;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ServeConfig;
-use crate::delivery::{DeliveryWorker, WorkerSettings};
+use crate::delivery::{Lane, LaneLimits, LaneSettings, Plan, Target};
+use crate::domain::Wakers;
 use crate::github::SecretSource;
 use crate::github::{SignatureVerifier, WebhookSecrets, load_secrets};
 use crate::http::{ApiToken, AppState, BodyBudget, router};
 use crate::metrics::Metrics;
-use crate::sinks::{
-    AnalyticsSink, ConsoleNotifier, EventFilter, RateLimiter, Sink, Sinks, SlackWebhook,
-};
+use crate::routes::{BuiltIn, Router};
+use crate::sinks::{AnalyticsSink, ConsoleNotifier, Sink, SlackWebhook};
 use crate::store::{Backend, EventWriter, Store};
+use crate::supervisor::{Importance, Supervisor, TaskHealth};
 
-/// Bursts Slack tolerates above its steady rate.
-const SLACK_BURST: u32 = 5;
+/// Destinations added by code rather than configuration (tests use them to inject sinks that
+/// misbehave on purpose). Each gets every event.
+#[derive(Default)]
+pub struct Extras {
+    pub sinks: Vec<(String, Arc<dyn Sink>, LaneLimits)>,
+}
 
 /// Runs `herald serve` until `shutdown` fires, then stops accepting, finishes requests in flight,
 /// lets delivery attempts under way finish, and closes the store.
@@ -29,7 +34,19 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    serve_with(config, listener, shutdown, Extras::default()).await
+}
+
+/// [`serve`] with destinations added by code.
+pub async fn serve_with(
+    config: ServeConfig,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    extras: Extras,
+) -> anyhow::Result<()> {
     check(&config)?;
+    let mut plan = crate::delivery::plan(&config, &|name| std::env::var(name).ok())?;
+    let extra_sinks = add_extras(&mut plan, extras);
     let (secrets, source) = load_secrets(&config.secrets)?;
     let store = Store::connect(&config.database).await?;
     if store.backend() == Backend::Sqlite {
@@ -42,43 +59,41 @@ pub async fn serve(
             tracing::info!(released, "resuming deliveries left by the previous run");
         }
     }
-    let sinks = Arc::new(build_sinks(&config, &store)?);
+    warn_about_unknown_destinations(&store, &plan).await;
     let metrics = Arc::new(Metrics::new());
-    let wake = Arc::new(Notify::new());
+    let wakers = Wakers::new(plan.names());
+    let health = TaskHealth::default();
+    let mut supervisor = Supervisor::new(health.clone(), &shutdown);
+
     let writer_stop = CancellationToken::new();
     let (writer, writer_task) = EventWriter::spawn(
         store.clone(),
-        Arc::clone(&wake),
+        wakers.clone(),
         config.store_timeout,
         writer_stop.clone(),
     );
+    supervisor.spawn("the intake writer", Importance::Critical, async move {
+        writer_task.await.context("the intake writer")
+    });
 
-    let worker_cancel = CancellationToken::new();
-    let settings = WorkerSettings {
-        schedule: config.retry_schedule.clone(),
-        lease: config.delivery_lease,
-        concurrency: config.delivery_concurrency,
-        poll_interval: config.poll_interval,
-    };
-    let worker = DeliveryWorker::new(
-        store.clone(),
-        Arc::clone(&sinks),
-        settings,
-        Arc::clone(&wake),
-        Arc::clone(&metrics),
-    );
-    let worker_task = tokio::spawn(worker.run(worker_cancel.clone()));
-    let listener_task = tokio::spawn(
-        store
-            .clone()
-            .forward_announcements(Arc::clone(&wake), worker_cancel.clone()),
-    );
-    let checkpoint_task = tokio::spawn(store.clone().checkpoint_forever(worker_cancel.clone()));
+    let lanes_stop = CancellationToken::new();
+    spawn_lanes(
+        &mut supervisor,
+        &plan,
+        &extra_sinks,
+        &config,
+        &store,
+        &wakers,
+        &metrics,
+        &lanes_stop,
+    )?;
+    spawn_store_tasks(&mut supervisor, &store, &wakers, &lanes_stop);
 
     let state = AppState {
         verifier: Arc::new(SignatureVerifier::new(secrets.clone(), config.allow_sha1)),
         writer,
-        sinks,
+        router: Arc::clone(&plan.router),
+        tasks: health,
         store: store.clone(),
         metrics,
         gcp_project: config.gcp_project.clone(),
@@ -87,16 +102,17 @@ pub async fn serve(
     };
     let address = listener.local_addr()?;
     announce(&secrets, &source, &config, address);
+    announce_plan(&plan);
     tracing::info!(%address, backend = ?store.backend(), "herald is listening");
 
     let server = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let mut served = tokio::spawn(server.into_future());
     // Everything after the signal shares one budget: Cloud Run kills ~10 s after SIGTERM.
-    let deadline = tokio::select! {
+    let (deadline, failure) = tokio::select! {
         result = &mut served => {
             result.context("the HTTP server task")?.context("serving HTTP")?;
-            tokio::time::Instant::now() + config.shutdown_grace
+            (tokio::time::Instant::now() + config.shutdown_grace, None)
         }
         () = shutdown.cancelled() => {
             let deadline = tokio::time::Instant::now() + config.shutdown_grace;
@@ -104,29 +120,154 @@ pub async fn serve(
                 tracing::warn!("requests still in flight after the shutdown grace period; closing");
                 served.abort();
             }
-            deadline
+            (deadline, None)
+        }
+        watched = supervisor.watch() => {
+            let failure = watched.err();
+            served.abort();
+            (tokio::time::Instant::now() + config.shutdown_grace, failure)
         }
     };
-    // No new events: the writer commits what is queued (its callers are still waiting) and ends.
+    supervisor.begin_shutdown();
+    // No new events: the writer commits what is queued (its callers are still waiting) and ends;
+    // then lanes finish the attempts under way and give back the rest.
     writer_stop.cancel();
-    if tokio::time::timeout_at(deadline, writer_task)
-        .await
-        .is_err()
-    {
-        tracing::warn!("the event writer was still committing at the end of the grace period");
-    }
-    worker_cancel.cancel();
-    if tokio::time::timeout_at(deadline, worker_task)
-        .await
-        .is_err()
-    {
-        tracing::warn!("delivery attempts still running after the shutdown grace period");
-    }
-    let _ = listener_task.await;
-    let _ = checkpoint_task.await;
+    lanes_stop.cancel();
+    supervisor.join_all(deadline).await;
     store.close().await;
+    if let Some(failure) = failure {
+        anyhow::bail!("stopping: {}", failure.0);
+    }
     tracing::info!("herald stopped");
     Ok(())
+}
+
+/// One lane per destination, under watch.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the pieces serve built, handed over once"
+)]
+fn spawn_lanes(
+    supervisor: &mut Supervisor,
+    plan: &Plan,
+    extra_sinks: &[(String, Arc<dyn Sink>)],
+    config: &ServeConfig,
+    store: &Store,
+    wakers: &Wakers,
+    metrics: &Arc<Metrics>,
+    stop: &CancellationToken,
+) -> anyhow::Result<()> {
+    let owner = format!(
+        "{}-{:016x}",
+        std::process::id(),
+        rand::rng().random::<u64>()
+    );
+    let settings = LaneSettings {
+        schedule: config.retry_schedule.clone(),
+        lease: config.delivery_lease,
+        poll_interval: config.poll_interval,
+    };
+    for destination in &plan.destinations {
+        let sink = match extra_sinks
+            .iter()
+            .find(|(name, _)| name.as_str() == &*destination.name)
+        {
+            Some((_, sink)) => Arc::clone(sink),
+            None => build_sink(&destination.target, store)?,
+        };
+        let lane = Lane::new(
+            Arc::clone(&destination.name),
+            sink,
+            store.clone(),
+            settings.clone(),
+            destination.limits,
+            owner.clone(),
+            wakers.signal(&destination.name),
+            Arc::clone(metrics),
+        );
+        supervisor.spawn(
+            format!("the lane of {}", destination.name),
+            Importance::Normal,
+            lane.run(stop.clone()),
+        );
+    }
+    Ok(())
+}
+
+/// The store's own background work: cross-instance wake-ups on PostgreSQL, WAL checkpoints on
+/// SQLite.
+fn spawn_store_tasks(
+    supervisor: &mut Supervisor,
+    store: &Store,
+    wakers: &Wakers,
+    stop: &CancellationToken,
+) {
+    let (store, wakers, stop) = (store.clone(), wakers.clone(), stop.clone());
+    match store.backend() {
+        Backend::Postgres => {
+            supervisor.spawn("the outbox listener", Importance::Normal, async move {
+                store.forward_announcements(wakers, stop).await;
+                Ok(())
+            });
+        }
+        Backend::Sqlite => {
+            supervisor.spawn("WAL checkpoints", Importance::Normal, async move {
+                store.checkpoint_forever(stop).await;
+                Ok(())
+            });
+        }
+    }
+}
+
+/// Adds code-defined destinations to the plan, each with a built-in route for every event.
+fn add_extras(plan: &mut Plan, extras: Extras) -> Vec<(String, Arc<dyn Sink>)> {
+    let mut router: Router = (*plan.router).clone();
+    let mut sinks = Vec::new();
+    for (name, sink, limits) in extras.sinks {
+        let name: Arc<str> = Arc::from(name.as_str());
+        router.built_in.push(BuiltIn {
+            destination: Arc::clone(&name),
+            events: Vec::new(),
+        });
+        plan.destinations.push(crate::delivery::Destination {
+            name: Arc::clone(&name),
+            target: Target::Stdout,
+            limits,
+        });
+        sinks.push((name.to_string(), sink));
+    }
+    plan.router = Arc::new(router);
+    sinks
+}
+
+fn build_sink(target: &Target, store: &Store) -> anyhow::Result<Arc<dyn Sink>> {
+    Ok(match target {
+        Target::SlackWebhook { url, timeout } => {
+            Arc::new(SlackWebhook::new(url.clone(), *timeout)?)
+        }
+        Target::Stdout => Arc::new(ConsoleNotifier),
+        Target::Analytics => Arc::new(AnalyticsSink::new(store.clone())),
+    })
+}
+
+/// Rows waiting for destinations this instance does not have stay pending (another instance, or
+/// the next version, may have them); say so once at start-up.
+async fn warn_about_unknown_destinations(store: &Store, plan: &Plan) {
+    match store.pending_by_destination().await {
+        Ok(pending) => {
+            for (destination, rows) in pending {
+                if plan.destination(&destination).is_none() {
+                    tracing::warn!(
+                        destination = %destination,
+                        rows,
+                        "deliveries are waiting for a destination this instance does not have; \
+                         they stay pending until an instance with it runs (`herald deliveries list`)"
+                    );
+                }
+            }
+        }
+        Err(error) => tracing::warn!(error = %error, "cannot count pending deliveries"),
+    }
 }
 
 /// Refuses configurations that would misbehave only later, in production.
@@ -153,27 +294,24 @@ fn check(config: &ServeConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The notifier (Slack, or stdout without Slack) and the analytics tables, which every issue
-/// event reaches through the outbox.
-fn build_sinks(config: &ServeConfig, store: &Store) -> anyhow::Result<Sinks> {
-    let filter = EventFilter::new(&config.notify_events);
-    let notifier: Arc<dyn Sink> = match &config.slack_webhook_url {
-        Some(url) => {
-            let limiter = Arc::new(RateLimiter::new(config.slack_max_per_second, SLACK_BURST));
-            Arc::new(SlackWebhook::new(
-                url.clone(),
-                config.slack_timeout,
-                filter,
-                limiter,
-            )?)
-        }
-        None => {
-            tracing::info!("no Slack configured: notifications are printed to stdout");
-            Arc::new(ConsoleNotifier::new(filter))
-        }
-    };
-    let analytics: Arc<dyn Sink> = Arc::new(AnalyticsSink::new(store.clone()));
-    Ok(Sinks::new(vec![notifier, analytics]))
+/// Says where events go.
+fn announce_plan(plan: &Plan) {
+    for destination in &plan.destinations {
+        tracing::info!(
+            destination = %destination.name,
+            kind = destination.target.kind(),
+            max_per_second = destination.limits.max_per_second,
+            "destination configured"
+        );
+    }
+    for route in &plan.router.routes {
+        tracing::info!(
+            route = %route.name,
+            events = ?route.config.events.as_deref().unwrap_or(&["(all)".to_owned()]),
+            to = ?route.config.to,
+            "route configured"
+        );
+    }
 }
 
 /// Tells the operator how to connect GitHub; prints a generated secret exactly once.

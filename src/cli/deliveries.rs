@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::config::DatabaseConfig;
-use crate::store::{DeliveryRow, DeliveryStatus, Store};
+use crate::domain::DeliveryStatus;
+use crate::store::{DeliveryRow, Store};
 use crate::time_util::{format_ms, now_ms};
 
 #[derive(Debug, Args)]
@@ -135,7 +136,7 @@ fn print_rows(rows: &[DeliveryRow]) {
             "{:>6}  {:<9} {:<6} {:>8}  {:<20}  {:<28} {:<24} {}",
             row.id,
             row.status,
-            row.sink,
+            row.destination,
             row.attempts,
             format_ms(when).chars().take(20).collect::<String>(),
             event,

@@ -50,6 +50,17 @@ enum Command {
 }
 
 impl Cli {
+    /// Parses the command line over the configuration file and the environment (see
+    /// `config::parse_layered`).
+    pub fn load(args: Vec<std::ffi::OsString>) -> Result<Self, crate::config::LoadError> {
+        let (mut cli, _matches, file) =
+            crate::config::parse_layered::<Self>(args, &|name| std::env::var(name).ok())?;
+        if let Command::Serve(config) = &mut cli.command {
+            config.file = file;
+        }
+        Ok(cli)
+    }
+
     pub fn log_format(&self) -> LogFormat {
         self.log_format.unwrap_or(if self.k_service.is_some() {
             LogFormat::Json

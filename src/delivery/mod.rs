@@ -1,10 +1,11 @@
-//! Delivery: workers take due rows from the outbox, hand each event to its sink, and decide from
-//! the outcome whether it is done, retried later, or dead-lettered.
+//! Delivery: one lane per destination takes due rows from the outbox, hands them to the
+//! destination's sink in batches, and decides from each outcome whether the row is done, retried
+//! later, or dead-lettered. The plan says which destinations exist and where events go.
 
-mod outcome;
-mod retry;
-mod worker;
+mod lane;
+mod pace;
+pub mod plan;
+pub mod retry;
 
-pub use outcome::{Outcome, parse_retry_after};
-pub use retry::{MAX_RETRY_AFTER, Step, next_step};
-pub use worker::{DeliveryWorker, WorkerSettings};
+pub use lane::{Lane, LaneSettings, panic_text};
+pub use plan::{Destination, LaneLimits, Plan, PlanErrors, Target, plan};

@@ -8,7 +8,7 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, LINK};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-use crate::delivery::parse_retry_after;
+use crate::outbound::parse_retry_after;
 
 /// How long to wait on a 429 that says nothing more (GitHub asks for at least a minute).
 const SECONDARY_LIMIT_WAIT: Duration = Duration::from_secs(60);

@@ -22,15 +22,19 @@ pub use webhook::{BodyBudget, MAX_BODY_BYTES};
 
 use crate::github::SignatureVerifier;
 use crate::metrics::Metrics;
-use crate::sinks::Sinks;
+use crate::routes::Router as Routes;
 use crate::store::{EventWriter, Store};
+use crate::supervisor::TaskHealth;
 
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
     pub verifier: Arc<SignatureVerifier>,
     pub writer: EventWriter,
-    pub sinks: Arc<Sinks>,
+    /// Which destinations get an event.
+    pub router: Arc<Routes>,
+    /// Whether every background task still runs (for `/readyz`).
+    pub tasks: TaskHealth,
     pub store: Store,
     pub metrics: Arc<Metrics>,
     /// For Cloud Logging trace names; `None` off Google Cloud.

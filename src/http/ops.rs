@@ -15,8 +15,16 @@ pub async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
-/// 200 when the store answers within two seconds, else 503.
+/// 200 when every background task runs and the store answers within two seconds, else 503.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    if let Some(failure) = state.tasks.failure() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(
+                json!({ "error": format!("not ready: a background task stopped ({})", failure.split(':').next().unwrap_or("unknown")) }),
+            ),
+        );
+    }
     match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
         Ok(Ok(())) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
         Ok(Err(error)) => {

@@ -114,7 +114,12 @@ async fn accept(
         tracing::info!(hook = %hook_id, "ping from GitHub");
         return Ok((StatusCode::OK, Json(json!({ "status": "pong" }))));
     }
-    let sinks = state.sinks.route(event, indexed.action.as_deref());
+    let destinations = state
+        .router
+        .route(&indexed.subject(event))
+        .into_iter()
+        .map(|matched| matched.destination)
+        .collect();
     let new_event = NewEvent {
         hook_id,
         delivery_id: delivery_id.to_owned(),
@@ -125,7 +130,7 @@ async fn accept(
         actor: indexed.actor,
         received_at: now_ms(),
         payload: json,
-        sinks,
+        destinations,
     };
     match state
         .writer
@@ -135,7 +140,7 @@ async fn accept(
     {
         Intake::Stored { event_id } => {
             state.metrics.stored();
-            tracing::info!(event, delivery = delivery_id, id = event_id, "event stored");
+            tracing::info!(event, delivery_id, event_id, "event stored");
             Ok((
                 StatusCode::ACCEPTED,
                 Json(json!({ "status": "stored", "delivery": delivery_id })),
@@ -143,7 +148,7 @@ async fn accept(
         }
         Intake::Duplicate => {
             state.metrics.duplicate();
-            tracing::info!(event, delivery = delivery_id, "duplicate delivery ignored");
+            tracing::info!(event, delivery_id, "duplicate delivery ignored");
             Ok((
                 StatusCode::OK,
                 Json(json!({ "status": "duplicate", "delivery": delivery_id })),

@@ -1,56 +1,51 @@
-//! The notifier used when no Slack is configured: prints each notification to stdout, so a
-//! fresh `herald serve` shows what it would post.
+//! The `stdout` destination, used when no Slack is configured: prints each notification as one
+//! line, so a fresh `herald serve` shows what it would post.
 
 use std::io::Write;
 
 use super::slack_message::render;
-use super::{BoxFuture, EventFilter, Sink};
-use crate::delivery::Outcome;
-use crate::store::StoredEvent;
+use super::{BoxFuture, Delivery, Guarantee, Outcome, Sink};
 
 /// Prints notifications as one line each.
-pub struct ConsoleNotifier {
-    filter: EventFilter,
-}
+#[derive(Debug, Default)]
+pub struct ConsoleNotifier;
 
 impl ConsoleNotifier {
-    pub fn new(filter: EventFilter) -> Self {
-        Self { filter }
+    fn print(delivery: &Delivery) -> Outcome {
+        let message = match serde_json::from_str(&delivery.event.payload) {
+            Ok(payload) => render(&delivery.event.event, &payload),
+            Err(error) => {
+                return Outcome::Permanent {
+                    reason: format!("stored payload is not JSON: {error}"),
+                };
+            }
+        };
+        let mut stdout = std::io::stdout().lock();
+        match writeln!(stdout, "[notify] {}", message.text).and_then(|()| stdout.flush()) {
+            Ok(()) => Outcome::Delivered,
+            Err(error) => Outcome::Retry {
+                after: None,
+                reason: format!("writing to stdout: {error}"),
+            },
+        }
     }
 }
 
 impl Sink for ConsoleNotifier {
-    fn name(&self) -> &'static str {
-        // The same outbox name as Slack: configuring Slack later takes over what is pending.
-        "slack"
+    fn kind(&self) -> &'static str {
+        "stdout"
     }
 
-    fn wants(&self, event: &str, action: Option<&str>) -> bool {
-        self.filter.matches(event, action)
+    fn guarantee(&self) -> Guarantee {
+        // A line printed twice after a crash does no harm.
+        Guarantee::Idempotent
     }
 
-    fn idempotent(&self) -> bool {
-        true
+    fn max_batch(&self) -> usize {
+        64
     }
 
-    fn deliver<'a>(&'a self, event: &'a StoredEvent) -> BoxFuture<'a, Outcome> {
-        Box::pin(async move {
-            let message = match serde_json::from_str(&event.payload) {
-                Ok(payload) => render(&event.event, &payload),
-                Err(error) => {
-                    return Outcome::Permanent {
-                        reason: format!("stored payload is not JSON: {error}"),
-                    };
-                }
-            };
-            let mut stdout = std::io::stdout().lock();
-            match writeln!(stdout, "[notify] {}", message.text).and_then(|()| stdout.flush()) {
-                Ok(()) => Outcome::Delivered,
-                Err(error) => Outcome::Retry {
-                    after: None,
-                    reason: format!("writing to stdout: {error}"),
-                },
-            }
-        })
+    fn deliver<'a>(&'a self, batch: &'a [Delivery]) -> BoxFuture<'a, Vec<Outcome>> {
+        Box::pin(async move { batch.iter().map(Self::print).collect() })
     }
 }

@@ -1,8 +1,10 @@
-//! Sinks: where events go after they are stored. Each is one file implementing [`Sink`]; the
-//! registry decides, on the request path, which sinks get an outbox row for an event.
+//! Sinks: what a destination does with the events routed to it. Each kind is one file
+//! implementing [`Sink`]; this module owns the contract between a sink and the lane that feeds
+//! it: a batch of claimed rows in, one [`Outcome`] per row out.
 
 mod analytics;
 mod console;
+mod outcome;
 mod rate_limit;
 mod slack;
 pub mod slack_message;
@@ -13,101 +15,65 @@ use std::sync::Arc;
 
 pub use analytics::AnalyticsSink;
 pub use console::ConsoleNotifier;
+pub use outcome::{DEFAULT_RATE_LIMIT_PAUSE, Outcome};
 pub use rate_limit::RateLimiter;
 pub use slack::SlackWebhook;
 
-use crate::delivery::Outcome;
 use crate::store::StoredEvent;
 
 /// A boxed future, so sinks can live behind `dyn Sink`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// A destination for stored events.
-pub trait Sink: Send + Sync {
-    /// The name outbox rows carry; stable across releases.
-    fn name(&self) -> &'static str;
-
-    /// Whether `event` (with `action`) should reach this sink at all.
-    fn wants(&self, event: &str, action: Option<&str>) -> bool;
-
-    /// Whether delivering the same event twice has the effect of delivering it once. Attempts
-    /// interrupted mid-flight are repeated only for idempotent sinks.
-    fn idempotent(&self) -> bool;
-
-    /// Waits until the sink may be called (rate limits). Called before the attempt is recorded
-    /// as started, so waiting here never makes an attempt ambiguous.
-    fn ready(&self) -> BoxFuture<'_, ()> {
-        Box::pin(async {})
-    }
-
-    /// Attempts one delivery.
-    fn deliver<'a>(&'a self, event: &'a StoredEvent) -> BoxFuture<'a, Outcome>;
-}
-
-/// The configured sinks.
-#[derive(Default)]
-pub struct Sinks {
-    sinks: Vec<Arc<dyn Sink>>,
-}
-
-impl Sinks {
-    pub fn new(sinks: Vec<Arc<dyn Sink>>) -> Self {
-        Self { sinks }
-    }
-
-    /// The sinks that want this event, by name: one outbox row each.
-    pub fn route(&self, event: &str, action: Option<&str>) -> Vec<String> {
-        self.sinks
-            .iter()
-            .filter(|sink| sink.wants(event, action))
-            .map(|sink| sink.name().to_owned())
-            .collect()
-    }
-
-    pub fn get(&self, name: &str) -> Option<&Arc<dyn Sink>> {
-        self.sinks.iter().find(|sink| sink.name() == name)
-    }
-}
-
-/// Which events a notifier reacts to: `event` (any action) or `event.action` entries.
+/// One claimed outbox row handed to a sink: one message to send (or one row to write).
 #[derive(Debug, Clone)]
-pub struct EventFilter(Vec<String>);
-
-impl EventFilter {
-    pub fn new(rules: &[String]) -> Self {
-        Self(
-            rules
-                .iter()
-                .map(|rule| rule.trim().to_owned())
-                .filter(|rule| !rule.is_empty())
-                .collect(),
-        )
-    }
-
-    pub fn matches(&self, event: &str, action: Option<&str>) -> bool {
-        self.0.iter().any(|rule| match rule.split_once('.') {
-            None => rule == event,
-            Some((rule_event, rule_action)) => rule_event == event && Some(rule_action) == action,
-        })
-    }
+pub struct Delivery {
+    /// The outbox row.
+    pub row: i64,
+    /// Attempts already made before this one.
+    pub attempts: i64,
+    /// An earlier attempt started and its outcome was never recorded (the process died, or the
+    /// answer was ambiguous): the destination may already have it. Only sinks that can check
+    /// ([`Guarantee::CheckedResend`]) ever see this set.
+    pub interrupted: bool,
+    pub event: Arc<StoredEvent>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// What a repeated attempt does at the destination, which decides how the lane records attempts
+/// and what it does after a crash or an ambiguous answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guarantee {
+    /// Doing it twice is doing it once (upserts, inserts with an id): interrupted and ambiguous
+    /// attempts are simply repeated; nothing is recorded before sending.
+    Idempotent,
+    /// The destination cannot be asked what it received (Slack incoming webhooks): each attempt is
+    /// recorded before it leaves, and one that may have arrived is dead-lettered, never resent.
+    AtMostOnce,
+    /// The destination can be asked (Slack's API with message metadata): each attempt is recorded
+    /// before it leaves, and a row whose attempt may have arrived comes back to the sink with
+    /// [`Delivery::interrupted`] set so it checks before sending again.
+    CheckedResend,
+}
 
-    #[test]
-    fn filters_by_event_and_action() {
-        let filter = EventFilter::new(&[
-            "issues.opened".into(),
-            " issue_comment ".into(),
-            String::new(),
-        ]);
-        assert!(filter.matches("issues", Some("opened")));
-        assert!(!filter.matches("issues", Some("closed")));
-        assert!(!filter.matches("issues", None));
-        assert!(filter.matches("issue_comment", Some("created")));
-        assert!(filter.matches("issue_comment", None));
-        assert!(!filter.matches("pull_request", Some("opened")));
+/// A destination's implementation.
+pub trait Sink: Send + Sync {
+    /// The destination kind, for logs and metrics (`slack-webhook`, `analytics`, …).
+    fn kind(&self) -> &'static str;
+
+    /// What a repeated attempt does (see [`Guarantee`]).
+    fn guarantee(&self) -> Guarantee;
+
+    /// Most rows one call of [`Sink::deliver`] takes; 1 for sinks that send one message per
+    /// request.
+    fn max_batch(&self) -> usize {
+        1
     }
+
+    /// Delivers a batch (at most [`Sink::max_batch`] rows), returning one outcome per row, in
+    /// order.
+    fn deliver<'a>(&'a self, batch: &'a [Delivery]) -> BoxFuture<'a, Vec<Outcome>>;
+}
+
+/// The same outcome for every row of a batch (a request that failed as a whole).
+pub fn for_all(batch: &[Delivery], outcome: &Outcome) -> Vec<Outcome> {
+    vec![outcome.clone(); batch.len()]
 }

@@ -1,45 +1,30 @@
-//! Slack incoming webhooks: one POST of a Block Kit message per event.
+//! `slack-webhook` destinations: one POST of a Block Kit message per event to a Slack incoming
+//! webhook. Slack cannot be asked what such a webhook posted, so these deliveries are at most once
+//! (see [`Guarantee::AtMostOnce`]).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
 use super::slack_message::render;
-use super::{BoxFuture, EventFilter, RateLimiter, Sink};
-use crate::delivery::Outcome;
-use crate::store::StoredEvent;
+use super::{BoxFuture, Delivery, Guarantee, Outcome, Sink};
 
 /// Posts notifications to a Slack incoming webhook URL (itself a secret: never logged).
 pub struct SlackWebhook {
     client: reqwest::Client,
     url: SecretString,
-    filter: EventFilter,
-    limiter: Arc<RateLimiter>,
 }
 
 impl SlackWebhook {
-    pub fn new(
-        url: SecretString,
-        timeout: Duration,
-        filter: EventFilter,
-        limiter: Arc<RateLimiter>,
-    ) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+    pub fn new(url: SecretString, timeout: Duration) -> anyhow::Result<Self> {
         Ok(Self {
-            client,
+            client: crate::outbound::client(timeout)?,
             url,
-            filter,
-            limiter,
         })
     }
 
-    async fn post(&self, event: &StoredEvent) -> Outcome {
-        let payload: serde_json::Value = match serde_json::from_str(&event.payload) {
+    async fn post(&self, delivery: &Delivery) -> Outcome {
+        let payload: serde_json::Value = match serde_json::from_str(&delivery.event.payload) {
             Ok(payload) => payload,
             Err(error) => {
                 return Outcome::Permanent {
@@ -47,7 +32,7 @@ impl SlackWebhook {
                 };
             }
         };
-        let message = render(&event.event, &payload);
+        let message = render(&delivery.event.event, &payload);
         let response = self
             .client
             .post(self.url.expose_secret())
@@ -67,24 +52,22 @@ impl SlackWebhook {
 }
 
 impl Sink for SlackWebhook {
-    fn name(&self) -> &'static str {
-        "slack"
+    fn kind(&self) -> &'static str {
+        "slack-webhook"
     }
 
-    fn wants(&self, event: &str, action: Option<&str>) -> bool {
-        self.filter.matches(event, action)
-    }
-
-    fn idempotent(&self) -> bool {
+    fn guarantee(&self) -> Guarantee {
         // An incoming webhook posts every request it gets and cannot be asked what it posted.
-        false
+        Guarantee::AtMostOnce
     }
 
-    fn ready(&self) -> BoxFuture<'_, ()> {
-        Box::pin(self.limiter.acquire())
-    }
-
-    fn deliver<'a>(&'a self, event: &'a StoredEvent) -> BoxFuture<'a, Outcome> {
-        Box::pin(self.post(event))
+    fn deliver<'a>(&'a self, batch: &'a [Delivery]) -> BoxFuture<'a, Vec<Outcome>> {
+        Box::pin(async move {
+            let mut outcomes = Vec::with_capacity(batch.len());
+            for delivery in batch {
+                outcomes.push(self.post(delivery).await);
+            }
+            outcomes
+        })
     }
 }

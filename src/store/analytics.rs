@@ -237,6 +237,12 @@ fn filter_values(query: &ReportQuery) -> (Option<String>, Option<String>) {
 impl Store {
     /// Applies the snapshots of one event in one transaction.
     pub async fn apply_lifecycle(&self, changes: &LifecycleChanges) -> Result<(), StoreError> {
+        self.write_lifecycle(&[changes], None).await
+    }
+
+    /// Applies the snapshots of several events in one transaction (the analytics sink's batch):
+    /// all or none.
+    pub async fn apply_lifecycles(&self, changes: &[&LifecycleChanges]) -> Result<(), StoreError> {
         self.write_lifecycle(changes, None).await
     }
 
@@ -247,17 +253,18 @@ impl Store {
         changes: &LifecycleChanges,
         step: BackfillStep<'_>,
     ) -> Result<(), StoreError> {
-        self.write_lifecycle(changes, Some(step)).await
+        self.write_lifecycle(&[changes], Some(step)).await
     }
 
     async fn write_lifecycle(
         &self,
-        changes: &LifecycleChanges,
+        all_changes: &[&LifecycleChanges],
         step: Option<BackfillStep<'_>>,
     ) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         dispatch!(self, pool, begin => {
             let mut tx = pool.begin_with(begin).await?;
+            for changes in all_changes {
             for issue in &changes.issues {
                 let labels = serde_json::to_string(&issue.labels).unwrap_or_else(|_| "[]".into());
                 let assignees =
@@ -314,6 +321,7 @@ impl Store {
                     .bind(i64::from(comment.deleted))
                     .execute(&mut *tx)
                     .await?;
+            }
             }
             if let Some(step) = step {
                 sqlx::query(SAVE_PROGRESS)

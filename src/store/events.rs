@@ -1,6 +1,7 @@
 //! Appending events (with their outbox rows, in one transaction) and reading them back.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use sqlx::Connection;
 
@@ -14,7 +15,7 @@ const INSERT_EVENTS: &str = "INSERT INTO events
 const ON_CONFLICT: &str =
     " ON CONFLICT (hook_id, delivery_id) DO NOTHING RETURNING id, hook_id, delivery_id";
 const INSERT_OUTBOX: &str = "INSERT INTO outbox
-    (event_id, sink, status, attempts, next_attempt_at, created_at, updated_at) ";
+    (event_id, destination, status, attempts, next_attempt_at, created_at, updated_at) ";
 
 const SELECT_EVENT: &str = "SELECT id, hook_id, delivery_id, event, action, repository,
     issue_number, actor, received_at, payload FROM events WHERE id = $1";
@@ -57,20 +58,20 @@ impl Store {
                 insert.push(ON_CONFLICT);
                 let inserted: Vec<(i64, String, String)> = insert.build_query_as().fetch_all(&mut *tx).await?;
                 let chunk_intakes = match_inserted(chunk, inserted);
-                let fan_out: Vec<(i64, &NewEvent, &String)> = chunk
+                let fan_out: Vec<(i64, &NewEvent, &Arc<str>)> = chunk
                     .iter()
                     .zip(&chunk_intakes)
                     .filter_map(|(event, intake)| match intake {
                         Intake::Stored { event_id } => Some((*event_id, event)),
                         Intake::Duplicate => None,
                     })
-                    .flat_map(|(id, event)| event.sinks.iter().map(move |sink| (id, event, sink)))
+                    .flat_map(|(id, event)| event.destinations.iter().map(move |to| (id, event, to)))
                     .collect();
                 for rows in fan_out.chunks(ROWS_PER_STATEMENT) {
                     let mut outbox = sqlx::QueryBuilder::new(INSERT_OUTBOX);
-                    outbox.push_values(rows, |mut row, (event_id, event, sink)| {
+                    outbox.push_values(rows, |mut row, (event_id, event, to)| {
                         row.push_bind(*event_id)
-                            .push_bind(*sink)
+                            .push_bind(&***to)
                             .push("'pending', 0")
                             .push_bind(event.received_at)
                             .push_bind(event.received_at)
@@ -80,9 +81,12 @@ impl Store {
                 }
                 intakes.extend(chunk_intakes);
             }
-            if self.backend() == Backend::Postgres && intakes.iter().any(|i| matches!(i, Intake::Stored { .. })) {
-                // Delivered to every listening instance when (and only if) the commit succeeds.
-                sqlx::query(NOTIFY_OUTBOX).execute(&mut *tx).await?;
+            if self.backend() == Backend::Postgres {
+                let woken = destinations_of_stored(events, &intakes);
+                if !woken.is_empty() {
+                    // Delivered to every listening instance when (and only if) the commit succeeds.
+                    sqlx::query(NOTIFY_OUTBOX).bind(woken.join(",")).execute(&mut *tx).await?;
+                }
             }
             tx.commit().await?;
             if sqlite {
@@ -108,6 +112,20 @@ impl Store {
             sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(pool).await
         })
     }
+}
+
+/// The destinations that got new rows in a committed batch, each once.
+pub(super) fn destinations_of_stored<'a>(
+    events: &'a [NewEvent],
+    intakes: &[Intake],
+) -> Vec<&'a str> {
+    let names: BTreeSet<&str> = events
+        .iter()
+        .zip(intakes)
+        .filter(|(_, intake)| matches!(intake, Intake::Stored { .. }))
+        .flat_map(|(event, _)| event.destinations.iter().map(|to| &**to))
+        .collect();
+    names.into_iter().collect()
 }
 
 /// Pairs each event of a chunk with the row the INSERT returned for it, if any. Rows come back

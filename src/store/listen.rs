@@ -2,14 +2,13 @@
 //! sends `NOTIFY herald_outbox`, and each instance listens, so a row stored by one instance is
 //! picked up at once by whichever is free, without polling the database hard when idle.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::PgListener;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::{NOTIFY_OUTBOX, OUTBOX_CHANNEL, Store, StoreError};
+use crate::domain::Wakers;
 
 /// How often the SQLite write-ahead log is folded back into the database.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
@@ -44,14 +43,14 @@ impl Store {
     /// only instance is woken in process).
     pub async fn announce_outbox(&self) -> Result<(), StoreError> {
         if let Self::Postgres(pool) = self {
-            sqlx::query(NOTIFY_OUTBOX).execute(pool).await?;
+            sqlx::query(NOTIFY_OUTBOX).bind("").execute(pool).await?;
         }
         Ok(())
     }
 
-    /// On PostgreSQL, forwards outbox announcements to `wake` until `cancel` fires, reconnecting
-    /// after errors. Returns at once on SQLite.
-    pub async fn forward_announcements(self, wake: Arc<Notify>, cancel: CancellationToken) {
+    /// On PostgreSQL, wakes the lanes each outbox announcement names until `cancel` fires,
+    /// reconnecting after errors. Returns at once on SQLite.
+    pub async fn forward_announcements(self, wake: Wakers, cancel: CancellationToken) {
         let Self::Postgres(pool) = self else { return };
         while !cancel.is_cancelled() {
             let mut listener = match PgListener::connect_with(&pool).await {
@@ -72,12 +71,12 @@ impl Store {
                 }
             }
             // A commit may have happened while we were not listening.
-            wake.notify_one();
+            wake.wake_all();
             loop {
                 tokio::select! {
                     () = cancel.cancelled() => return,
                     received = listener.recv() => match received {
-                        Ok(_) => wake.notify_one(),
+                        Ok(notification) => wake.wake_named(notification.payload()),
                         Err(error) => {
                             tracing::warn!(error = %error, "outbox announcements interrupted; reconnecting");
                             break;

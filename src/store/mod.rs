@@ -5,6 +5,7 @@
 
 mod analytics;
 mod connect;
+mod destinations;
 mod events;
 mod listen;
 mod outbox;
@@ -17,7 +18,7 @@ use tokio::sync::{Mutex, MutexGuard};
 
 pub use analytics::{BackfillPhase, BackfillStep, PhaseProgress};
 pub use connect::redact_url;
-pub use outbox::{Claimed, DeliveryRow, DeliveryStatus, Finish, QueueDepth};
+pub use outbox::{AttemptRow, DeliveryRow, QueueDepth};
 pub use writer::{EventWriter, WriterError};
 
 /// Runs the same body against whichever pool the store holds. `$pool` is bound to the pool and
@@ -67,7 +68,8 @@ pub enum Backend {
 
 /// The PostgreSQL channel on which commits that add outbox rows are announced.
 pub const OUTBOX_CHANNEL: &str = "herald_outbox";
-const NOTIFY_OUTBOX: &str = "NOTIFY herald_outbox";
+/// Announces new due rows; the payload names their destinations, comma separated (empty: any).
+const NOTIFY_OUTBOX: &str = "SELECT pg_notify('herald_outbox', $1)";
 
 /// SQLite commits that must survive power loss switch their connection to a full sync, and back
 /// to the pool's NORMAL afterwards.
@@ -76,6 +78,19 @@ const SYNC_NORMAL: &str = "PRAGMA synchronous = NORMAL";
 
 /// Errors from the store; the cause chain is logged, never sent to clients.
 pub type StoreError = sqlx::Error;
+
+/// Whether the database refused a statement for the data it carried (PostgreSQL's SQLSTATE class
+/// 22, data exception, such as a NUL in text; an encoding failure), as opposed to the connection
+/// or the server failing: retrying the same data cannot help.
+pub fn is_data_error(error: &StoreError) -> bool {
+    match error {
+        sqlx::Error::Database(database) => {
+            database.code().is_some_and(|code| code.starts_with("22"))
+        }
+        sqlx::Error::Encode(_) => true,
+        _ => false,
+    }
+}
 
 /// One delivery as it arrives, ready to be appended.
 #[derive(Debug, Clone)]
@@ -89,8 +104,8 @@ pub struct NewEvent {
     pub actor: Option<String>,
     pub received_at: i64,
     pub payload: String,
-    /// The sinks that get an outbox row for this event.
-    pub sinks: Vec<String>,
+    /// The destinations that get an outbox row for this event (one each).
+    pub destinations: Vec<Arc<str>>,
 }
 
 /// What appending an event did.

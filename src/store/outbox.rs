@@ -1,47 +1,73 @@
-//! The outbox: one row per (event, sink), claimed by delivery workers under a lease.
+//! The outbox: one row per (event, destination), claimed by that destination's lane under a
+//! lease, a batch at a time.
 //!
 //! A claim sets `lease_owner`/`lease_until`; `attempt_started_at` is written just before a request
-//! leaves, so after a crash a row whose attempt may have reached the sink can be told from one
-//! that never left (see `Claimed::interrupted`).
+//! leaves (for destinations that cannot be sent the same message twice), so after a crash a row
+//! whose attempt may have arrived can be told from one that never left (`Claimed::interrupted`).
 
-use std::fmt;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::{Backend, SYNC_FULL, SYNC_NORMAL, Store, StoreError, StoredEvent, dispatch};
+use crate::domain::{Claimed, DeliveryStatus, Finish};
 
 const CLAIM_SQLITE: &str =
     "UPDATE outbox SET lease_owner = $1, lease_until = $2 + $3, updated_at = $2
     WHERE id IN (SELECT id FROM outbox
-                 WHERE status = 'pending' AND next_attempt_at <= $2
+                 WHERE destination = $5 AND status = 'pending' AND next_attempt_at <= $2
                    AND (lease_until IS NULL OR lease_until <= $2)
+                   AND NOT EXISTS (SELECT 1 FROM destination_state s
+                                   WHERE s.destination = $5 AND s.paused_until > $2)
                  ORDER BY next_attempt_at, id LIMIT $4)
-    RETURNING id, event_id, sink, attempts, attempt_started_at";
+    RETURNING id, event_id, attempts, next_attempt_at, attempt_started_at";
 
 const CLAIM_POSTGRES: &str =
     "UPDATE outbox SET lease_owner = $1, lease_until = $2 + $3, updated_at = $2
     WHERE id IN (SELECT id FROM outbox
-                 WHERE status = 'pending' AND next_attempt_at <= $2
+                 WHERE destination = $5 AND status = 'pending' AND next_attempt_at <= $2
                    AND (lease_until IS NULL OR lease_until <= $2)
+                   AND NOT EXISTS (SELECT 1 FROM destination_state s
+                                   WHERE s.destination = $5 AND s.paused_until > $2)
                  ORDER BY next_attempt_at, id LIMIT $4
                  FOR UPDATE SKIP LOCKED)
-    RETURNING id, event_id, sink, attempts, attempt_started_at";
+    RETURNING id, event_id, attempts, next_attempt_at, attempt_started_at";
 
-const START_ATTEMPT: &str =
-    "UPDATE outbox SET attempt_started_at = $3, lease_until = $3 + $4, updated_at = $3
+const SELECT_EVENTS: &str = "SELECT id, hook_id, delivery_id, event, action, repository,
+    issue_number, actor, received_at, payload FROM events WHERE id IN ";
+
+const CANCEL_ATTEMPT: &str = "UPDATE outbox SET attempt_started_at = NULL, lease_owner = NULL,
+        lease_until = NULL
     WHERE id = $1 AND lease_owner = $2 AND status = 'pending'";
 
 const FINISH: &str = "UPDATE outbox SET status = $3, attempts = $4, next_attempt_at = $5,
-        last_error = $6, lease_owner = NULL, lease_until = NULL, attempt_started_at = NULL,
-        updated_at = $7
+        last_error = $6, lease_owner = NULL, lease_until = NULL,
+        attempt_started_at = CASE WHEN $7 THEN attempt_started_at END, updated_at = $8
     WHERE id = $1 AND lease_owner = $2";
+
+const LOG_ATTEMPT: &str =
+    "INSERT INTO attempts (outbox_id, started_at, finished_at, outcome, error)
+    VALUES ($1, $2, $3, $4, $5)";
 
 const RELEASE_LEASES: &str = "UPDATE outbox SET lease_owner = NULL, lease_until = NULL
     WHERE status = 'pending' AND lease_until IS NOT NULL";
 
-const LIST: &str = "SELECT o.id, o.event_id, o.sink, o.status, o.attempts, o.next_attempt_at,
-        o.last_error, o.updated_at, e.event, e.action, e.repository, e.issue_number, e.delivery_id
+const RELEASE_LEASE: &str = "UPDATE outbox SET lease_owner = NULL, lease_until = NULL
+    WHERE id = $1 AND lease_owner = $2 AND status = 'pending'";
+
+const LIST: &str = "SELECT o.id, o.event_id, o.destination, o.status, o.attempts,
+        o.next_attempt_at, o.last_error, o.updated_at, e.event, e.action, e.repository,
+        e.issue_number, e.delivery_id
     FROM outbox o JOIN events e ON e.id = o.event_id
     WHERE ($1 = 'all' OR o.status = $1)
     ORDER BY o.id DESC LIMIT $2";
+
+const ONE: &str = "SELECT o.id, o.event_id, o.destination, o.status, o.attempts,
+        o.next_attempt_at, o.last_error, o.updated_at, e.event, e.action, e.repository,
+        e.issue_number, e.delivery_id
+    FROM outbox o JOIN events e ON e.id = o.event_id WHERE o.id = $1";
+
+const ATTEMPTS: &str = "SELECT started_at, finished_at, outcome, error FROM attempts
+    WHERE outbox_id = $1 ORDER BY id";
 
 const RETRY_DEAD: &str = "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $1,
         attempt_started_at = NULL, lease_owner = NULL, lease_until = NULL, updated_at = $1
@@ -52,67 +78,16 @@ const DEPTH: &str = "SELECT
         COALESCE(SUM(CASE WHEN status = 'dead' THEN 1 ELSE 0 END), 0)
     FROM outbox";
 
-/// A delivery's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeliveryStatus {
-    Pending,
-    Delivered,
-    Dead,
-}
-
-impl DeliveryStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Delivered => "delivered",
-            Self::Dead => "dead",
-        }
-    }
-}
-
-impl fmt::Display for DeliveryStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A delivery a worker owns until its lease runs out.
-#[derive(Debug, Clone)]
-pub struct Claimed {
-    pub id: i64,
-    pub sink: String,
-    /// Attempts already made before this one.
-    pub attempts: i64,
-    /// A previous attempt started and its outcome was never recorded (the process died while
-    /// the request was in flight), so the sink may or may not have received it.
-    pub interrupted: bool,
-    pub event: StoredEvent,
-}
+const PENDING_BY_DESTINATION: &str = "SELECT destination, COUNT(*) FROM outbox
+    WHERE status = 'pending' GROUP BY destination ORDER BY destination";
 
 #[derive(sqlx::FromRow)]
 struct ClaimedRow {
     id: i64,
     event_id: i64,
-    sink: String,
     attempts: i64,
+    next_attempt_at: i64,
     attempt_started_at: Option<i64>,
-}
-
-/// How an attempt ended, as the store records it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Finish {
-    Delivered {
-        attempts: i64,
-    },
-    Retry {
-        attempts: i64,
-        next_attempt_at: i64,
-        error: String,
-    },
-    Dead {
-        attempts: i64,
-        error: String,
-    },
 }
 
 /// One outbox row for `herald deliveries`.
@@ -120,7 +95,7 @@ pub enum Finish {
 pub struct DeliveryRow {
     pub id: i64,
     pub event_id: i64,
-    pub sink: String,
+    pub destination: String,
     pub status: String,
     pub attempts: i64,
     pub next_attempt_at: i64,
@@ -133,6 +108,15 @@ pub struct DeliveryRow {
     pub delivery_id: String,
 }
 
+/// One attempt that did not deliver, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AttemptRow {
+    pub started_at: i64,
+    pub finished_at: i64,
+    pub outcome: String,
+    pub error: Option<String>,
+}
+
 /// Deliveries waiting and dead, for `/metrics` and the CLI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct QueueDepth {
@@ -141,115 +125,188 @@ pub struct QueueDepth {
 }
 
 impl Store {
-    /// Claims up to `limit` due deliveries for `owner` until `now + lease_ms`. Rows leased by
-    /// another live worker are skipped; rows whose lease expired are taken over.
-    pub async fn claim_due(
+    /// Claims up to `limit` due deliveries of `destination` for `owner` until `now + lease_ms`,
+    /// oldest first, with their events (read in one query). Rows leased by another live owner are
+    /// skipped; rows whose lease expired are taken over.
+    pub async fn claim(
         &self,
+        destination: &str,
         owner: &str,
         now: i64,
         lease_ms: i64,
-        limit: i64,
+        limit: usize,
     ) -> Result<Vec<Claimed>, StoreError> {
         let sql = match self.backend() {
             Backend::Sqlite => CLAIM_SQLITE,
             Backend::Postgres => CLAIM_POSTGRES,
         };
         let turn = self.write_turn().await;
-        let rows: Vec<ClaimedRow> = dispatch!(self, pool => {
-            sqlx::query_as(sql).bind(owner).bind(now).bind(lease_ms).bind(limit).fetch_all(pool).await?
-        });
-        drop(turn);
-        let mut claimed = Vec::with_capacity(rows.len());
-        for row in rows {
-            let Some(event) = self.event(row.event_id).await? else {
-                continue; // Unreachable with the foreign key; nothing to deliver.
-            };
-            claimed.push(Claimed {
-                id: row.id,
-                sink: row.sink,
-                attempts: row.attempts,
-                interrupted: row.attempt_started_at.is_some(),
-                event,
-            });
-        }
-        claimed.sort_by_key(|claim| claim.id);
-        Ok(claimed)
-    }
-
-    /// Records, durably, that a request is about to leave, and renews the lease. Returns `false`
-    /// when the lease was lost to another worker, in which case nothing must be sent.
-    pub async fn start_attempt(
-        &self,
-        id: i64,
-        owner: &str,
-        now: i64,
-        lease_ms: i64,
-    ) -> Result<bool, StoreError> {
-        let _turn = self.write_turn().await;
-        let sqlite = self.backend() == Backend::Sqlite;
-        let done = dispatch!(self, pool => {
-            let mut connection = pool.acquire().await?;
-            if sqlite {
-                // This record is what prevents a second message after a crash: make it as
-                // durable as an event. At most one per notification, so the fsync is cheap.
-                sqlx::query(SYNC_FULL).execute(&mut *connection).await?;
-            }
-            let done = sqlx::query(START_ATTEMPT)
-                .bind(id)
+        let mut rows: Vec<ClaimedRow> = dispatch!(self, pool => {
+            sqlx::query_as(sql)
                 .bind(owner)
                 .bind(now)
                 .bind(lease_ms)
-                .execute(&mut *connection)
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .bind(destination)
+                .fetch_all(pool)
                 .await?
-                .rows_affected();
-            if sqlite && let Err(error) = sqlx::query(SYNC_NORMAL).execute(&mut *connection).await {
-                tracing::warn!(error = %error, "restoring synchronous=NORMAL failed");
+        });
+        drop(turn);
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        rows.sort_by_key(|row| row.id);
+        let event_ids: Vec<i64> = rows.iter().map(|row| row.event_id).collect();
+        let mut events = self.events_by_id(&event_ids).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| {
+                // Always found: the foreign key keeps events for as long as their rows.
+                let event = Arc::clone(events.get_mut(&row.event_id)?);
+                Some(Claimed {
+                    id: row.id,
+                    destination: destination.to_owned(),
+                    attempts: row.attempts,
+                    due_at: row.next_attempt_at,
+                    interrupted: row.attempt_started_at.is_some(),
+                    event,
+                })
+            })
+            .collect())
+    }
+
+    /// The events with these ids, in one query.
+    async fn events_by_id(
+        &self,
+        ids: &[i64],
+    ) -> Result<HashMap<i64, Arc<StoredEvent>>, StoreError> {
+        let events: Vec<StoredEvent> = dispatch!(self, pool => {
+            let mut query = sqlx::QueryBuilder::new(SELECT_EVENTS);
+            query.push("(");
+            let mut separated = query.separated(", ");
+            for id in ids {
+                separated.push_bind(*id);
             }
-            done
+            separated.push_unseparated(")");
+            query.build_query_as().fetch_all(pool).await?
+        });
+        Ok(events
+            .into_iter()
+            .map(|event| (event.id, Arc::new(event)))
+            .collect())
+    }
+
+    /// Records, durably, that requests for these rows are about to leave, and renews their lease.
+    /// Returns the ids still held by `owner` (a row whose lease was lost must not be sent).
+    pub async fn start_attempts(
+        &self,
+        ids: &[i64],
+        owner: &str,
+        now: i64,
+        lease_ms: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let _turn = self.write_turn().await;
+        let sqlite = self.backend() == Backend::Sqlite;
+        let started: Vec<i64> = dispatch!(self, pool => {
+            let mut query = sqlx::QueryBuilder::new("UPDATE outbox SET attempt_started_at = ");
+            query.push_bind(now);
+            query.push(", lease_until = ");
+            query.push_bind(now.saturating_add(lease_ms));
+            query.push(", updated_at = ");
+            query.push_bind(now);
+            query.push(" WHERE status = 'pending' AND lease_owner = ");
+            query.push_bind(owner);
+            query.push(" AND id IN (");
+            let mut separated = query.separated(", ");
+            for id in ids {
+                separated.push_bind(*id);
+            }
+            separated.push_unseparated(") RETURNING id");
+            let mut connection = pool.acquire().await?;
+            if sqlite {
+                // This record is what prevents a second message after a crash: make it as durable
+                // as an event.
+                sqlx::query(SYNC_FULL).execute(&mut *connection).await?;
+            }
+            let started = query.build_query_scalar().fetch_all(&mut *connection).await;
+            if sqlite {
+                // The connection goes back to the pool either way: restore its mode, or drop it.
+                if sqlx::query(SYNC_NORMAL).execute(&mut *connection).await.is_err() {
+                    connection.close_on_drop();
+                }
+            }
+            started?
+        });
+        Ok(started)
+    }
+
+    /// Takes back a start recorded by [`Store::start_attempts`] for a request that never left, and
+    /// frees the row. Returns `false` when `owner` no longer held it.
+    pub async fn cancel_attempt(&self, id: i64, owner: &str) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
+        let done = dispatch!(self, pool => {
+            sqlx::query(CANCEL_ATTEMPT).bind(id).bind(owner).execute(pool).await?.rows_affected()
         });
         Ok(done == 1)
     }
 
-    /// Records how an attempt ended and releases the lease. Returns `false` when `owner` no
-    /// longer held it.
+    /// Records how attempts ended, releasing their leases, in one transaction. Returns, per
+    /// finish, whether `owner` still held the row (a row taken over by another owner is left to
+    /// it).
     pub async fn finish(
         &self,
-        id: i64,
+        finishes: &[Finish],
         owner: &str,
         now: i64,
-        finish: &Finish,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Vec<bool>, StoreError> {
+        if finishes.is_empty() {
+            return Ok(Vec::new());
+        }
         let _turn = self.write_turn().await;
-        let (status, attempts, next_at, error) = match finish {
-            Finish::Delivered { attempts } => (DeliveryStatus::Delivered, *attempts, now, None),
-            Finish::Retry {
-                attempts,
-                next_attempt_at,
-                error,
-            } => (
-                DeliveryStatus::Pending,
-                *attempts,
-                *next_attempt_at,
-                Some(error.as_str()),
-            ),
-            Finish::Dead { attempts, error } => {
-                (DeliveryStatus::Dead, *attempts, now, Some(error.as_str()))
+        dispatch!(self, pool, begin => {
+            let mut connection = pool.acquire().await?;
+            let result = async {
+                let mut tx = sqlx::Connection::begin_with(&mut *connection, begin).await?;
+                let mut held = Vec::with_capacity(finishes.len());
+                for finish in finishes {
+                    let done = sqlx::query(FINISH)
+                        .bind(finish.id)
+                        .bind(owner)
+                        .bind(finish.status.as_str())
+                        .bind(finish.attempts)
+                        .bind(finish.next_attempt_at)
+                        .bind(finish.error.as_deref())
+                        .bind(finish.keep_started)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected()
+                        == 1;
+                    if done && let Some(log) = &finish.log {
+                        sqlx::query(LOG_ATTEMPT)
+                            .bind(finish.id)
+                            .bind(log.started_at)
+                            .bind(log.finished_at)
+                            .bind(log.outcome)
+                            .bind(log.error.as_deref())
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    held.push(done);
+                }
+                tx.commit().await?;
+                Ok::<_, StoreError>(held)
             }
-        };
-        let done = dispatch!(self, pool => {
-            sqlx::query(FINISH)
-                .bind(id)
-                .bind(owner)
-                .bind(status.as_str())
-                .bind(attempts)
-                .bind(next_at)
-                .bind(error)
-                .bind(now)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
-        Ok(done == 1)
+            .await;
+            if result.is_err() {
+                // Never hand a connection whose transaction failed back to the pool.
+                connection.close_on_drop();
+            }
+            result
+        })
     }
 
     /// Frees every lease at once. Only for a store one process owns (SQLite), at start-up, so
@@ -258,6 +315,17 @@ impl Store {
         let _turn = self.write_turn().await;
         let done = dispatch!(self, pool => sqlx::query(RELEASE_LEASES).execute(pool).await?.rows_affected());
         Ok(done)
+    }
+
+    /// Gives claimed rows back without attempting them (shutdown before the attempt began).
+    pub async fn release(&self, ids: &[i64], owner: &str) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
+        dispatch!(self, pool => {
+            for id in ids {
+                sqlx::query(RELEASE_LEASE).bind(*id).bind(owner).execute(pool).await?;
+            }
+        });
+        Ok(())
     }
 
     /// The newest deliveries with `status` (or all of them), newest first.
@@ -269,6 +337,20 @@ impl Store {
         let status = status.map_or("all", DeliveryStatus::as_str);
         dispatch!(self, pool => {
             sqlx::query_as(LIST).bind(status).bind(limit).fetch_all(pool).await
+        })
+    }
+
+    /// One delivery by row id.
+    pub async fn delivery(&self, id: i64) -> Result<Option<DeliveryRow>, StoreError> {
+        dispatch!(self, pool => {
+            sqlx::query_as(ONE).bind(id).fetch_optional(pool).await
+        })
+    }
+
+    /// The attempts of a delivery that did not deliver, oldest first.
+    pub async fn attempts(&self, id: i64) -> Result<Vec<AttemptRow>, StoreError> {
+        dispatch!(self, pool => {
+            sqlx::query_as(ATTEMPTS).bind(id).fetch_all(pool).await
         })
     }
 
@@ -292,18 +374,12 @@ impl Store {
         });
         Ok(QueueDepth { pending, dead })
     }
-}
 
-const RELEASE_LEASE: &str = "UPDATE outbox SET lease_owner = NULL, lease_until = NULL
-    WHERE id = $1 AND lease_owner = $2 AND status = 'pending'";
-
-impl Store {
-    /// Gives a claimed row back without attempting it (shutdown before the attempt began).
-    pub async fn release_lease(&self, id: i64, owner: &str) -> Result<(), StoreError> {
-        let _turn = self.write_turn().await;
+    /// Pending rows per destination, for the start-up warning about destinations this instance
+    /// does not have.
+    pub async fn pending_by_destination(&self) -> Result<Vec<(String, i64)>, StoreError> {
         dispatch!(self, pool => {
-            sqlx::query(RELEASE_LEASE).bind(id).bind(owner).execute(pool).await?;
-        });
-        Ok(())
+            sqlx::query_as(PENDING_BY_DESTINATION).fetch_all(pool).await
+        })
     }
 }

@@ -4,10 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::{Intake, NewEvent, Store};
+use crate::domain::Wakers;
 
 /// Most events committed in one transaction.
 const MAX_BATCH: usize = 256;
@@ -39,13 +40,13 @@ pub struct EventWriter {
 }
 
 impl EventWriter {
-    /// Starts the writer task. `stored` is notified after every commit that stored something, to
-    /// wake the delivery workers. The task ends when every handle is dropped, or when `stop`
+    /// Starts the writer task. After every commit, `stored` wakes the lanes of the destinations
+    /// that got new rows. The task ends when every handle is dropped, or when `stop`
     /// fires; either way it first commits what is already queued, and later appends answer
     /// [`WriterError::Stopped`].
     pub fn spawn(
         store: Store,
-        stored: Arc<Notify>,
+        stored: Wakers,
         timeout: Duration,
         stop: CancellationToken,
     ) -> (Self, tokio::task::JoinHandle<()>) {
@@ -74,7 +75,7 @@ impl EventWriter {
 async fn run(
     store: Store,
     mut receiver: mpsc::Receiver<Job>,
-    stored: Arc<Notify>,
+    stored: Wakers,
     stop: CancellationToken,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -107,12 +108,8 @@ async fn run(
                     elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
                     "batch committed"
                 );
-                if intakes
-                    .iter()
-                    .any(|intake| matches!(intake, Intake::Stored { .. }))
-                {
-                    // One stored permit is enough: the worker claims everything due when it wakes.
-                    stored.notify_one();
+                for destination in super::events::destinations_of_stored(&events, &intakes) {
+                    stored.wake(destination);
                 }
                 for (reply, intake) in replies.into_iter().zip(intakes) {
                     let _ = reply.send(Ok(intake));

@@ -1,5 +1,7 @@
 //! Delivery to a fake Slack: the exact request, escaping, retries, dead letters, restarts.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
 use crate::helpers::{AppBuilder, FakeSlack, Reply, delivery_states, payload, wait_until};
@@ -161,45 +163,134 @@ async fn only_configured_events_notify() {
 }
 
 #[tokio::test]
-async fn server_errors_and_timeouts_are_retried_until_delivered() {
-    let slack =
-        FakeSlack::with_script(vec![Reply::Status(500), Reply::Hang, Reply::Status(503)]).await;
+async fn server_errors_and_refused_connections_are_retried_until_delivered() {
+    let slack = FakeSlack::with_script(vec![Reply::Status(500), Reply::Status(503)]).await;
     let app = AppBuilder::new()
         .slack(&slack)
-        .args(&[
-            "--retry-schedule",
-            "0s,0s,0s,0s",
-            "--slack-timeout",
-            "300ms",
-        ])
+        .args(&["--retry-schedule", "0s,0s,0s,0s"])
         .spawn()
         .await;
     app.send("issues", "flaky", &payload("issues/opened.payload.json"))
         .await;
     let states = wait_for_status(&app, "delivered", 1).await;
-    assert_eq!(states, vec![("delivered".to_owned(), 4, None)]);
+    assert_eq!(states, vec![("delivered".to_owned(), 3, None)]);
     let requests = slack.requests();
-    assert_eq!(requests.len(), 4);
+    assert_eq!(requests.len(), 3);
     assert!(
         requests.windows(2).all(|pair| pair[0].json == pair[1].json),
         "every attempt sends the same message"
     );
+    let store = app.store().await;
+    let row = store.list_deliveries(None, 10).await.unwrap();
+    let slack_row = row.iter().find(|r| r.destination == "slack").unwrap();
+    let history: Vec<String> = store
+        .attempts(slack_row.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|attempt| format!("{} {}", attempt.outcome, attempt.error.unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        history,
+        vec![
+            "retry HTTP 500 Internal Server Error: invalid_payload",
+            "retry HTTP 503 Service Unavailable: invalid_payload"
+        ]
+    );
 }
 
+/// Slack answers after the timeout: each message may or may not be posted. herald's rule for
+/// incoming webhooks is at most once: such a message is dead-lettered as "may have received it"
+/// and never sent again by itself, so a slow Slack cannot multiply messages.
 #[tokio::test]
-async fn rate_limits_honour_retry_after() {
-    // The schedule alone would wait an hour; only honouring Retry-After (1 s) delivers in time.
-    let slack = FakeSlack::with_script(vec![Reply::RetryAfter(429, 1)]).await;
+async fn a_timed_out_slack_request_is_never_repeated() {
+    let slow = Reply::Slow(Duration::from_millis(1_500));
+    let slack = FakeSlack::with_script(vec![slow.clone(), slow]).await;
     let app = AppBuilder::new()
         .slack(&slack)
-        .arg("--retry-schedule", "1h")
+        .args(&["--retry-schedule", "0s,0s,0s", "--slack-timeout", "300ms"])
         .spawn()
         .await;
-    app.send("issues", "limited", &payload("issues/opened.payload.json"))
+    for (delivery, number) in [("slow-1", 1), ("slow-2", 2)] {
+        app.send("issues", delivery, &issue_with(number, "t", "b"))
+            .await;
+    }
+    let states = wait_for_status(&app, "dead", 2).await;
+    assert_eq!(states.len(), 2);
+    for (_, attempts, error) in &states {
+        assert_eq!(*attempts, 1);
+        let error = error.as_deref().unwrap();
+        assert!(
+            error.starts_with("timed out after the request was sent"),
+            "{error}"
+        );
+        assert!(error.contains("may have received it"), "{error}");
+    }
+    assert_eq!(
+        slack.requests().len(),
+        2,
+        "two events, two requests: a timeout never causes a second"
+    );
+}
+
+/// A 429 pauses the whole destination for its `Retry-After` and uses no step of the retry schedule
+/// (here a single retry, which two rate limits in a row would otherwise exhaust).
+#[tokio::test]
+async fn retry_after_pauses_the_destination_without_using_the_schedule() {
+    let limited = Reply::RetryAfter(429, 1);
+    let slack = FakeSlack::with_script(vec![limited.clone(), limited]).await;
+    let app = AppBuilder::new()
+        .slack(&slack)
+        .args(&["--retry-schedule", "0s", "--delivery-concurrency", "1"])
+        .spawn()
         .await;
-    let states = wait_for_status(&app, "delivered", 1).await;
-    assert_eq!(states, vec![("delivered".to_owned(), 2, None)]);
-    assert_eq!(slack.requests().len(), 2);
+    for number in 1..=4 {
+        app.send(
+            "issues",
+            &format!("limited-{number}"),
+            &issue_with(number, "t", "b"),
+        )
+        .await;
+    }
+    let states = wait_for_status(&app, "delivered", 4).await;
+    assert_eq!(
+        states,
+        vec![("delivered".to_owned(), 1, None); 4],
+        "a rate limit uses no step of the retry schedule"
+    );
+    // Two 429s, then each message once: nothing else was sent while the destination was paused.
+    let numbers: Vec<String> = slack
+        .requests()
+        .iter()
+        .map(|request| request.json["text"].as_str().unwrap().to_owned())
+        .map(|text| {
+            text.split('#')
+                .nth(1)
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(numbers, ["1", "1", "1", "2", "3", "4"]);
+    let store = app.store().await;
+    let first = store
+        .list_deliveries(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|row| row.destination == "slack")
+        .min_by_key(|row| row.id)
+        .unwrap();
+    let history: Vec<String> = store
+        .attempts(first.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|attempt| attempt.outcome)
+        .collect();
+    assert_eq!(history, ["rate_limited", "rate_limited"]);
 }
 
 #[tokio::test]

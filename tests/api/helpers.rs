@@ -339,12 +339,12 @@ async fn record(
     }
 }
 
-/// The status of every Slack outbox row, oldest first.
+/// The status of every notification outbox row (Slack, or stdout without Slack), oldest first.
 pub async fn delivery_states(store: &Store) -> Vec<(String, i64, Option<String>)> {
     let mut rows = store.list_deliveries(None, 10_000).await.unwrap();
     rows.reverse();
     rows.into_iter()
-        .filter(|row| row.sink == "slack")
+        .filter(|row| row.destination != "analytics")
         .map(|row| (row.status, row.attempts, row.last_error))
         .collect()
 }

@@ -127,8 +127,8 @@ async fn a_killed_instances_claims_are_finished_by_another_after_the_lease() {
         return;
     };
     let slack = FakeSlack::start().await;
-    // The first instance may send a burst of 5, then one message per 1000 s: whatever else it
-    // claims stays leased (not started) until it dies.
+    // The first instance may send a burst of 5, then one message per 1000 s: what it claims
+    // next stays leased (not started) until it dies.
     let mut first = start(
         &db.url,
         &slack.url_for("first"),
@@ -154,8 +154,8 @@ async fn a_killed_instances_claims_are_finished_by_another_after_the_lease() {
         .unwrap()
     };
     wait_long(
-        "the first instance sent its burst and holds a full set of claims",
-        async || slack.requests_to("first") == 5 && held().await == 8,
+        "the first instance sent its burst and holds more claims",
+        async || slack.requests_to("first") == 5 && held().await > 0,
     )
     .await;
     first.child.kill().unwrap();
@@ -180,7 +180,7 @@ async fn a_killed_instances_claims_are_finished_by_another_after_the_lease() {
     assert_eq!(
         slack.requests_to("second"),
         EVENTS - 5,
-        "including the 8 claims the dead instance held"
+        "including the claims the dead instance held"
     );
     drop(second);
 }

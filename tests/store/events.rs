@@ -1,10 +1,10 @@
-//! Appending events: durability of the batch, deduplication, outbox rows per sink.
+//! Appending events: durability of the batch, deduplication, outbox rows per destination.
 
 use herald::store::{Intake, NewEvent};
 
 use crate::databases;
 
-pub fn event(delivery: &str, sinks: &[&str]) -> NewEvent {
+pub fn event(delivery: &str, destinations: &[&str]) -> NewEvent {
     NewEvent {
         hook_id: "1".into(),
         delivery_id: delivery.into(),
@@ -15,12 +15,15 @@ pub fn event(delivery: &str, sinks: &[&str]) -> NewEvent {
         actor: Some("alice".into()),
         received_at: 1_700_000_000_000,
         payload: format!("{{\"delivery\":\"{delivery}\"}}"),
-        sinks: sinks.iter().map(|s| (*s).to_owned()).collect(),
+        destinations: destinations
+            .iter()
+            .map(|s| std::sync::Arc::from(*s))
+            .collect(),
     }
 }
 
 #[tokio::test]
-async fn appends_dedupes_and_fans_out_to_sinks() {
+async fn appends_dedupes_and_fans_out_to_destinations() {
     for db in databases::all().await {
         let store = db.connect().await;
         let batch = [
@@ -46,7 +49,7 @@ async fn appends_dedupes_and_fans_out_to_sinks() {
         );
         assert_eq!(store.count_events().await.unwrap(), 2, "{}", db.label);
         let rows = store.list_deliveries(None, 10).await.unwrap();
-        let mut sinks: Vec<&str> = rows.iter().map(|r| r.sink.as_str()).collect();
+        let mut sinks: Vec<&str> = rows.iter().map(|r| r.destination.as_str()).collect();
         sinks.sort_unstable();
         assert_eq!(sinks, ["analytics", "slack"], "{}", db.label);
         let Intake::Stored { event_id } = intakes[0] else {

@@ -1,9 +1,11 @@
-//! The outbox: claiming under leases, skipping rows other workers hold, taking over expired
-//! leases, recording outcomes, dead letters and their revival.
+//! The outbox: claiming per destination under leases, skipping rows other owners hold, taking
+//! over expired leases, recording attempts and outcomes in batches, pauses and shared rates, dead
+//! letters and their revival.
 
 use std::collections::HashSet;
 
-use herald::store::{DeliveryStatus, Finish, Intake, QueueDepth, Store};
+use herald::domain::{AttemptLog, DeliveryStatus, Finish};
+use herald::store::{Intake, QueueDepth, Store};
 
 use crate::databases;
 use crate::events::event;
@@ -13,8 +15,12 @@ const LEASE: i64 = 60_000;
 
 /// Stores `count` events with one `slack` row each (due at `T0`); returns the event ids.
 async fn seed(store: &Store, count: usize) -> Vec<i64> {
+    seed_to(store, count, &["slack"]).await
+}
+
+async fn seed_to(store: &Store, count: usize, destinations: &[&str]) -> Vec<i64> {
     let events: Vec<_> = (0..count)
-        .map(|i| event(&format!("d{i}"), &["slack"]))
+        .map(|i| event(&format!("d{i}-{}", destinations.join("+")), destinations))
         .collect();
     store
         .append_events(&events)
@@ -28,35 +34,65 @@ async fn seed(store: &Store, count: usize) -> Vec<i64> {
         .collect()
 }
 
+fn finish(
+    id: i64,
+    status: DeliveryStatus,
+    attempts: i64,
+    next: i64,
+    error: Option<&str>,
+) -> Finish {
+    Finish {
+        id,
+        status,
+        attempts,
+        next_attempt_at: next,
+        error: error.map(str::to_owned),
+        keep_started: false,
+        log: error.map(|error| AttemptLog {
+            started_at: T0,
+            finished_at: T0 + 1,
+            outcome: "retry",
+            error: Some(error.to_owned()),
+        }),
+    }
+}
+
+fn delivered(id: i64) -> Finish {
+    finish(id, DeliveryStatus::Delivered, 1, T0, None)
+}
+
 #[tokio::test]
 async fn claims_due_rows_once_until_the_lease_expires() {
     for db in databases::all().await {
         let store = db.connect().await;
         seed(&store, 3).await;
-        let claimed = store.claim_due("a", T0, LEASE, 2).await.unwrap();
+        let claimed = store.claim("slack", "a", T0, LEASE, 2).await.unwrap();
         assert_eq!(claimed.len(), 2, "{}: the limit holds", db.label);
         assert!(
             claimed
                 .iter()
-                .all(|c| c.sink == "slack" && c.attempts == 0 && !c.interrupted)
+                .all(|c| c.destination == "slack" && c.attempts == 0 && !c.interrupted)
         );
         assert_eq!(
-            claimed[0].event.delivery_id, "d0",
-            "{}: oldest first",
+            claimed[0].event.delivery_id, "d0-slack",
+            "{}: oldest first, with its event",
             db.label
         );
-        let rest = store.claim_due("b", T0, LEASE, 10).await.unwrap();
+        let rest = store.claim("slack", "b", T0, LEASE, 10).await.unwrap();
         assert_eq!(rest.len(), 1, "{}: leased rows are skipped", db.label);
         assert!(
             store
-                .claim_due("c", T0 + LEASE - 1, LEASE, 10)
+                .claim("slack", "c", T0 + LEASE - 1, LEASE, 10)
                 .await
                 .unwrap()
                 .is_empty(),
             "{}",
             db.label
         );
-        let taken_over = store.claim_due("c", T0 + LEASE, LEASE, 10).await.unwrap();
+        let taken_over = store
+            .claim("slack", "c", T0 + LEASE, LEASE, 10)
+            .await
+            .unwrap();
         assert_eq!(
             taken_over.len(),
             3,
@@ -65,24 +101,27 @@ async fn claims_due_rows_once_until_the_lease_expires() {
         );
         // The first owner lost its lease: it may neither start nor record an attempt.
         assert!(
-            !store
-                .start_attempt(claimed[0].id, "a", T0 + LEASE, LEASE)
+            store
+                .start_attempts(&[claimed[0].id], "a", T0 + LEASE, LEASE)
                 .await
-                .unwrap(),
+                .unwrap()
+                .is_empty(),
             "{}",
             db.label
         );
-        assert!(
-            !store
-                .finish(claimed[0].id, "a", T0, &Finish::Delivered { attempts: 1 })
-                .await
-                .unwrap()
-        );
-        assert!(
+        assert_eq!(
             store
-                .start_attempt(claimed[0].id, "c", T0 + LEASE, LEASE)
+                .finish(&[delivered(claimed[0].id)], "a", T0)
                 .await
                 .unwrap(),
+            vec![false]
+        );
+        assert_eq!(
+            store
+                .start_attempts(&[claimed[0].id], "c", T0 + LEASE, LEASE)
+                .await
+                .unwrap(),
+            vec![claimed[0].id],
             "{}",
             db.label
         );
@@ -90,30 +129,74 @@ async fn claims_due_rows_once_until_the_lease_expires() {
 }
 
 #[tokio::test]
-async fn rows_not_yet_due_are_not_claimed() {
+async fn each_destination_claims_only_its_own_rows() {
+    for db in databases::all().await {
+        let store = db.connect().await;
+        seed_to(&store, 2, &["slack", "analytics"]).await;
+        seed_to(&store, 1, &["bigquery"]).await;
+        let slack = store.claim("slack", "a", T0, LEASE, 10).await.unwrap();
+        let analytics = store.claim("analytics", "a", T0, LEASE, 10).await.unwrap();
+        let unknown = store.claim("nowhere", "a", T0, LEASE, 10).await.unwrap();
+        assert_eq!(
+            (slack.len(), analytics.len(), unknown.len()),
+            (2, 2, 0),
+            "{}",
+            db.label
+        );
+        assert!(analytics.iter().all(|c| c.destination == "analytics"));
+        assert_eq!(
+            store.pending_by_destination().await.unwrap(),
+            vec![
+                ("analytics".to_owned(), 2),
+                ("bigquery".to_owned(), 1),
+                ("slack".to_owned(), 2)
+            ],
+            "{}: waiting rows are counted per destination",
+            db.label
+        );
+    }
+}
+
+#[tokio::test]
+async fn rows_not_yet_due_are_not_claimed_and_failures_are_logged() {
     for db in databases::all().await {
         let store = db.connect().await;
         seed(&store, 1).await;
-        let claim = store.claim_due("a", T0, LEASE, 1).await.unwrap().remove(0);
-        let retry = Finish::Retry {
-            attempts: 1,
-            next_attempt_at: T0 + 5_000,
-            error: "HTTP 500".into(),
-        };
-        assert!(store.finish(claim.id, "a", T0, &retry).await.unwrap());
+        let claim = store
+            .claim("slack", "a", T0, LEASE, 1)
+            .await
+            .unwrap()
+            .remove(0);
+        let retry = finish(
+            claim.id,
+            DeliveryStatus::Pending,
+            1,
+            T0 + 5_000,
+            Some("HTTP 500"),
+        );
+        assert_eq!(store.finish(&[retry], "a", T0).await.unwrap(), vec![true]);
         assert!(
             store
-                .claim_due("a", T0 + 4_999, LEASE, 1)
+                .claim("slack", "a", T0 + 4_999, LEASE, 1)
                 .await
                 .unwrap()
                 .is_empty(),
             "{}",
             db.label
         );
-        let again = store.claim_due("a", T0 + 5_000, LEASE, 1).await.unwrap();
+        let again = store
+            .claim("slack", "a", T0 + 5_000, LEASE, 1)
+            .await
+            .unwrap();
         assert_eq!((again.len(), again[0].attempts), (1, 1), "{}", db.label);
         let row = &store.list_deliveries(None, 1).await.unwrap()[0];
         assert_eq!(row.last_error.as_deref(), Some("HTTP 500"), "{}", db.label);
+        let attempts = store.attempts(claim.id).await.unwrap();
+        assert_eq!(attempts.len(), 1, "{}", db.label);
+        assert_eq!(
+            (attempts[0].outcome.as_str(), attempts[0].error.as_deref()),
+            ("retry", Some("HTTP 500"))
+        );
     }
 }
 
@@ -121,29 +204,52 @@ async fn rows_not_yet_due_are_not_claimed() {
 async fn an_attempt_started_and_never_finished_is_flagged_interrupted() {
     for db in databases::all().await {
         let store = db.connect().await;
-        seed(&store, 2).await;
-        let claims = store.claim_due("crashed", T0, LEASE, 2).await.unwrap();
-        assert!(
+        seed(&store, 3).await;
+        let claims = store.claim("slack", "crashed", T0, LEASE, 3).await.unwrap();
+        let ids: Vec<i64> = claims.iter().map(|c| c.id).collect();
+        assert_eq!(
             store
-                .start_attempt(claims[0].id, "crashed", T0, LEASE)
+                .start_attempts(&ids[..2], "crashed", T0, LEASE)
                 .await
                 .unwrap()
+                .len(),
+            2
         );
+        // The second start was never sent after all: taking it back clears the record.
+        assert!(store.cancel_attempt(ids[1], "crashed").await.unwrap());
         // The process dies here. Its successor (SQLite) frees every lease at start:
         assert_eq!(store.release_leases().await.unwrap(), 2, "{}", db.label);
-        let resumed = store.claim_due("next", T0 + 1, LEASE, 10).await.unwrap();
-        let flags: Vec<bool> = resumed.iter().map(|c| c.interrupted).collect();
+        let resumed = store
+            .claim("slack", "next", T0 + 1, LEASE, 10)
+            .await
+            .unwrap();
+        let flags: Vec<(i64, bool)> = resumed.iter().map(|c| (c.id, c.interrupted)).collect();
         assert_eq!(
             flags,
-            vec![true, false],
+            vec![(ids[0], true), (ids[1], false), (ids[2], false)],
             "{}: only the started attempt is ambiguous",
             db.label
         );
+        // An ambiguous answer from a destination that can be asked keeps the mark.
+        let mut keep = finish(
+            ids[0],
+            DeliveryStatus::Pending,
+            1,
+            T0 + 2,
+            Some("timed out"),
+        );
+        keep.keep_started = true;
+        store.finish(&[keep], "next", T0 + 1).await.unwrap();
+        let again = store
+            .claim("slack", "other", T0 + 2, LEASE, 1)
+            .await
+            .unwrap();
+        assert!(again[0].interrupted, "{}", db.label);
     }
 }
 
 #[tokio::test]
-async fn concurrent_workers_never_claim_the_same_row() {
+async fn concurrent_owners_never_claim_the_same_row() {
     for db in databases::all().await {
         let store = db.connect().await;
         seed(&store, 400).await;
@@ -154,19 +260,14 @@ async fn concurrent_workers_never_claim_the_same_row() {
                 let owner = format!("w{worker}");
                 let mut mine = Vec::new();
                 loop {
-                    let batch = store.claim_due(&owner, T0, LEASE, 7).await.unwrap();
+                    let batch = store.claim("slack", &owner, T0, LEASE, 7).await.unwrap();
                     if batch.is_empty() {
                         break mine;
                     }
-                    for claim in batch {
-                        assert!(
-                            store
-                                .finish(claim.id, &owner, T0, &Finish::Delivered { attempts: 1 })
-                                .await
-                                .unwrap()
-                        );
-                        mine.push(claim.id);
-                    }
+                    let finishes: Vec<Finish> = batch.iter().map(|c| delivered(c.id)).collect();
+                    let held = store.finish(&finishes, &owner, T0).await.unwrap();
+                    assert!(held.iter().all(|held| *held));
+                    mine.extend(batch.iter().map(|c| c.id));
                 }
             }));
         }
@@ -196,19 +297,15 @@ async fn dead_letters_are_listed_counted_and_revived() {
     for db in databases::all().await {
         let store = db.connect().await;
         seed(&store, 3).await;
-        let claims = store.claim_due("a", T0, LEASE, 3).await.unwrap();
-        for claim in &claims[..2] {
-            let dead = Finish::Dead {
-                attempts: 3,
-                error: "gave up".into(),
-            };
-            assert!(store.finish(claim.id, "a", T0, &dead).await.unwrap());
-        }
-        assert!(
-            store
-                .finish(claims[2].id, "a", T0, &Finish::Delivered { attempts: 1 })
-                .await
-                .unwrap()
+        let claims = store.claim("slack", "a", T0, LEASE, 3).await.unwrap();
+        let mut finishes: Vec<Finish> = claims[..2]
+            .iter()
+            .map(|c| finish(c.id, DeliveryStatus::Dead, 3, T0, Some("gave up")))
+            .collect();
+        finishes.push(delivered(claims[2].id));
+        assert_eq!(
+            store.finish(&finishes, "a", T0).await.unwrap(),
+            vec![true, true, true]
         );
         assert_eq!(
             store.queue_depth().await.unwrap(),
@@ -242,7 +339,6 @@ async fn dead_letters_are_listed_counted_and_revived() {
             "{}: the limit holds",
             db.label
         );
-
         assert_eq!(
             store.retry_dead(Some(dead[0].id), T0 + 10).await.unwrap(),
             1,
@@ -270,7 +366,7 @@ async fn dead_letters_are_listed_counted_and_revived() {
             "{}",
             db.label
         );
-        let revived = store.claim_due("b", T0 + 10, LEASE, 10).await.unwrap();
+        let revived = store.claim("slack", "b", T0 + 10, LEASE, 10).await.unwrap();
         assert_eq!(revived.len(), 2, "{}", db.label);
         assert!(
             revived.iter().all(|c| c.attempts == 0 && !c.interrupted),
@@ -285,20 +381,100 @@ async fn a_released_lease_is_claimable_at_once() {
     for db in databases::all().await {
         let store = db.connect().await;
         seed(&store, 1).await;
-        let claim = store.claim_due("a", T0, LEASE, 1).await.unwrap().remove(0);
-        store.release_lease(claim.id, "b").await.unwrap(); // not the owner: no effect
+        let claim = store
+            .claim("slack", "a", T0, LEASE, 1)
+            .await
+            .unwrap()
+            .remove(0);
+        store.release(&[claim.id], "b").await.unwrap(); // not the owner: no effect
         assert!(
-            store.claim_due("c", T0, LEASE, 1).await.unwrap().is_empty(),
+            store
+                .claim("slack", "c", T0, LEASE, 1)
+                .await
+                .unwrap()
+                .is_empty(),
             "{}",
             db.label
         );
-        store.release_lease(claim.id, "a").await.unwrap();
-        let again = store.claim_due("c", T0, LEASE, 1).await.unwrap();
+        store.release(&[claim.id], "a").await.unwrap();
+        let again = store.claim("slack", "c", T0, LEASE, 1).await.unwrap();
         assert_eq!(again.len(), 1, "{}", db.label);
         assert!(
             !again[0].interrupted,
             "{}: released before starting is not ambiguous",
             db.label
         );
+    }
+}
+
+#[tokio::test]
+async fn a_paused_destination_is_not_claimed_until_the_pause_ends() {
+    for db in databases::all().await {
+        let store = db.connect().await;
+        seed_to(&store, 1, &["slack", "analytics"]).await;
+        store
+            .pause_destination("slack", T0 + 1_000, "HTTP 429")
+            .await
+            .unwrap();
+        // A shorter pause asked later does not shorten it.
+        store
+            .pause_destination("slack", T0 + 10, "HTTP 429")
+            .await
+            .unwrap();
+        assert_eq!(
+            store.paused_until("slack", T0).await.unwrap(),
+            Some(T0 + 1_000)
+        );
+        assert!(
+            store
+                .claim("slack", "a", T0 + 999, LEASE, 1)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{}",
+            db.label
+        );
+        assert_eq!(
+            store
+                .claim("analytics", "a", T0, LEASE, 1)
+                .await
+                .unwrap()
+                .len(),
+            1,
+            "{}: other destinations go on",
+            db.label
+        );
+        assert_eq!(
+            store
+                .claim("slack", "a", T0 + 1_000, LEASE, 1)
+                .await
+                .unwrap()
+                .len(),
+            1,
+            "{}",
+            db.label
+        );
+    }
+}
+
+#[tokio::test]
+async fn send_slots_are_shared_through_the_store() {
+    for db in databases::all().await {
+        let first = db.connect().await;
+        let second = db.connect().await;
+        // One per second: each reservation, from either connection, is a second after the last.
+        let slots = [
+            first.take_slot("slack", T0, 1_000).await.unwrap(),
+            second.take_slot("slack", T0, 1_000).await.unwrap(),
+            first.take_slot("slack", T0 + 100, 1_000).await.unwrap(),
+            second.take_slot("slack", T0 + 10_000, 1_000).await.unwrap(),
+        ];
+        assert_eq!(
+            slots,
+            [T0, T0 + 1_000, T0 + 2_000, T0 + 10_000],
+            "{}",
+            db.label
+        );
+        assert_eq!(first.take_slot("other", T0, 500).await.unwrap(), T0);
     }
 }

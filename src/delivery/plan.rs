@@ -1,0 +1,417 @@
+//! The delivery plan: the destinations this instance delivers to and the routing table, resolved
+//! once at start-up from the configuration file and the environment, with every problem reported
+//! by the key that holds it.
+//!
+//! Without `[[routes]]` in a file, today's environment settings describe one notification
+//! destination (`slack` for `HERALD_SLACK_WEBHOOK_URL`, else `stdout`) and one route
+//! (`HERALD_NOTIFY_EVENTS` to it). The `analytics` destination is built in and gets every
+//! `issues` and `issue_comment` event.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::config::{ConfigValue, DestinationConfig, DestinationKind, ServeConfig, parse_duration};
+use crate::routes::{BuiltIn, EventRule, Route, Router};
+
+/// The name of the built-in analytics destination.
+pub const ANALYTICS: &str = "analytics";
+/// The name of the notification destination today's environment settings describe.
+pub const LEGACY_SLACK: &str = "slack";
+/// The name of the notification destination used when no Slack is configured.
+pub const STDOUT: &str = "stdout";
+/// Bursts Slack tolerates above its steady rate.
+const SLACK_BURST: u32 = 5;
+
+/// One destination, resolved.
+#[derive(Debug, Clone)]
+pub struct Destination {
+    pub name: Arc<str>,
+    pub target: Target,
+    pub limits: LaneLimits,
+}
+
+/// What a destination sends to, with its secrets resolved.
+#[derive(Clone)]
+pub enum Target {
+    SlackWebhook {
+        url: SecretString,
+        timeout: Duration,
+    },
+    Stdout,
+    Analytics,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::SlackWebhook { timeout, .. } => f
+                .debug_struct("SlackWebhook")
+                .field("url", &"[redacted]")
+                .field("timeout", timeout)
+                .finish(),
+            Self::Stdout => f.write_str("Stdout"),
+            Self::Analytics => f.write_str("Analytics"),
+        }
+    }
+}
+
+impl Target {
+    /// The kind, as configured (`slack-webhook`, …; `analytics` for the built-in one).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::SlackWebhook { .. } => DestinationKind::SlackWebhook.as_str(),
+            Self::Stdout => DestinationKind::Stdout.as_str(),
+            Self::Analytics => ANALYTICS,
+        }
+    }
+}
+
+/// How a destination's lane may use it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LaneLimits {
+    /// Requests in flight at once, per instance.
+    pub concurrency: usize,
+    /// Rows per request, for sinks that take batches.
+    pub batch_size: usize,
+    /// Requests per second, shared by every instance on PostgreSQL; 0 = no limit.
+    pub max_per_second: f64,
+    /// Requests allowed at once above the steady rate.
+    pub burst: u32,
+}
+
+/// Destinations and routes.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub destinations: Vec<Destination>,
+    pub router: Arc<Router>,
+}
+
+impl Plan {
+    pub fn destination(&self, name: &str) -> Option<&Destination> {
+        self.destinations.iter().find(|d| &*d.name == name)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.destinations.iter().map(|d| &d.name)
+    }
+}
+
+/// Every problem found, one message each, naming the key or variable to change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanErrors(pub Vec<String>);
+
+impl std::fmt::Display for PlanErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the configuration is not valid:")?;
+        for problem in &self.0 {
+            write!(f, "\n  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for PlanErrors {}
+
+/// Resolves the plan from `config` (its file included). `env` reads the environment for
+/// `${VAR}` references.
+pub fn plan(
+    config: &ServeConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Plan, PlanErrors> {
+    let mut problems = Vec::new();
+    let mut destinations = Vec::new();
+    let file = &config.file;
+    let default_concurrency = config.delivery_concurrency.max(1);
+    for (name, destination) in &file.destinations {
+        if name == ANALYTICS {
+            problems.push(format!(
+                "destinations.{ANALYTICS}: the name is taken by the built-in analytics destination"
+            ));
+            continue;
+        }
+        if !valid_name(name) {
+            problems.push(format!(
+                "destinations.{name}: a destination name may use letters, digits, `-` and `_` (at most 64)"
+            ));
+            continue;
+        }
+        match resolve(name, destination, default_concurrency, env) {
+            Ok(resolved) => destinations.push(resolved),
+            Err(mut errors) => problems.append(&mut errors),
+        }
+    }
+    let mut routes = Vec::new();
+    for (index, route) in file.routes.iter().enumerate() {
+        match Route::new(index, route) {
+            Ok(route) => routes.push(route),
+            Err(error) => problems.push(error),
+        }
+    }
+    if file.routes.is_empty() {
+        match legacy(config, default_concurrency) {
+            Ok((destination, route)) => {
+                if destinations.iter().any(|d| d.name == destination.name) {
+                    problems.push(format!(
+                        "destinations.{}: without [[routes]] the environment describes the `{}` \
+                         destination; add a [[routes]] entry, or rename the destination",
+                        destination.name, destination.name
+                    ));
+                } else {
+                    destinations.push(destination);
+                    routes.extend(route);
+                }
+            }
+            Err(error) => problems.push(error),
+        }
+    } else if config.slack_webhook_url.is_some() {
+        problems.push(
+            "HERALD_SLACK_WEBHOOK_URL is set, but the configuration file has [[routes]]: reference it \
+             from a destination instead (`url = \"${HERALD_SLACK_WEBHOOK_URL}\"`) and route to it"
+                .to_owned(),
+        );
+    }
+    destinations.push(Destination {
+        name: Arc::from(ANALYTICS),
+        target: Target::Analytics,
+        limits: LaneLimits {
+            concurrency: 1,
+            batch_size: crate::sinks::AnalyticsSink::BATCH,
+            max_per_second: 0.0,
+            burst: 1,
+        },
+    });
+    let router = Router {
+        routes,
+        built_in: vec![BuiltIn {
+            destination: Arc::from(ANALYTICS),
+            events: vec![
+                EventRule::parse("issues"),
+                EventRule::parse("issue_comment"),
+            ],
+        }],
+    };
+    let known: Vec<(String, DestinationKind)> = destinations
+        .iter()
+        .filter_map(|d| kind_of(&d.target).map(|kind| (d.name.to_string(), kind)))
+        .collect();
+    if let Err(error) = router.check_destinations(&known) {
+        problems.push(error);
+    }
+    if problems.is_empty() {
+        Ok(Plan {
+            destinations,
+            router: Arc::new(router),
+        })
+    } else {
+        Err(PlanErrors(problems))
+    }
+}
+
+fn kind_of(target: &Target) -> Option<DestinationKind> {
+    match target {
+        Target::SlackWebhook { .. } => Some(DestinationKind::SlackWebhook),
+        Target::Stdout => Some(DestinationKind::Stdout),
+        Target::Analytics => None,
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// The destination and route today's environment settings describe (no route when
+/// `HERALD_NOTIFY_EVENTS` is empty: notifications are off, and rows queued before still go out).
+fn legacy(
+    config: &ServeConfig,
+    concurrency: usize,
+) -> Result<(Destination, Option<Route>), String> {
+    let events: Vec<String> = config
+        .notify_events
+        .iter()
+        .map(|event| event.trim().to_owned())
+        .filter(|event| !event.is_empty())
+        .collect();
+    let destination = match &config.slack_webhook_url {
+        Some(url) => {
+            check_url(url.expose_secret())
+                .map_err(|error| format!("HERALD_SLACK_WEBHOOK_URL: {error}"))?;
+            Destination {
+                name: Arc::from(LEGACY_SLACK),
+                target: Target::SlackWebhook {
+                    url: url.clone(),
+                    timeout: config.slack_timeout,
+                },
+                limits: LaneLimits {
+                    concurrency,
+                    batch_size: 1,
+                    max_per_second: config.slack_max_per_second,
+                    burst: SLACK_BURST,
+                },
+            }
+        }
+        None => Destination {
+            name: Arc::from(STDOUT),
+            target: Target::Stdout,
+            limits: LaneLimits {
+                concurrency: 1,
+                batch_size: 64,
+                max_per_second: 0.0,
+                burst: 1,
+            },
+        },
+    };
+    if events.is_empty() {
+        return Ok((destination, None));
+    }
+    let route = crate::config::RouteConfig {
+        name: Some("HERALD_NOTIFY_EVENTS".to_owned()),
+        events: Some(events),
+        // Today's behaviour: every author, bots included.
+        include_bots: true,
+        to: vec![destination.name.to_string()],
+        ..crate::config::RouteConfig::default()
+    };
+    let route = Route::new(0, &route)?;
+    Ok((destination, Some(route)))
+}
+
+fn resolve(
+    name: &str,
+    config: &DestinationConfig,
+    default_concurrency: usize,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Destination, Vec<String>> {
+    let key = |field: &str| format!("destinations.{name}.{field}");
+    let mut problems = Vec::new();
+    let secret = |field: &str, value: Option<&ConfigValue>, problems: &mut Vec<String>| match value
+    {
+        None => {
+            problems.push(format!(
+                "{}: required for kind {}",
+                key(field),
+                config.kind.as_str()
+            ));
+            None
+        }
+        Some(value) => match value.resolve(env) {
+            Ok(secret) => Some(secret),
+            Err(error) => {
+                problems.push(format!("{}: {error}", key(field)));
+                None
+            }
+        },
+    };
+    let timeout = parse_timeout(config.timeout.as_deref(), &key("timeout"), &mut problems);
+    let (target, default_rate, default_batch, max_batch) = match config.kind {
+        DestinationKind::SlackWebhook => {
+            let url = secret("url", config.url.as_ref(), &mut problems);
+            if let Some(url) = &url
+                && let Err(error) = check_url(url.expose_secret())
+            {
+                problems.push(format!("{}: {error}", key("url")));
+            }
+            let url = url.unwrap_or_else(|| SecretString::from(String::new()));
+            (Target::SlackWebhook { url, timeout }, 1.0, 1, 1)
+        }
+        DestinationKind::Stdout => (Target::Stdout, 0.0, 64, 1024),
+        DestinationKind::SlackBot | DestinationKind::Bigquery => {
+            problems.push(format!(
+                "destinations.{name}.kind: {} destinations are not available in this build",
+                config.kind.as_str()
+            ));
+            (Target::Stdout, 0.0, 1, 1)
+        }
+    };
+    let limits = LaneLimits {
+        concurrency: config.concurrency.unwrap_or(default_concurrency),
+        batch_size: config.batch_size.unwrap_or(default_batch),
+        max_per_second: config.max_per_second.unwrap_or(default_rate),
+        burst: if matches!(
+            config.kind,
+            DestinationKind::SlackWebhook | DestinationKind::SlackBot
+        ) {
+            SLACK_BURST
+        } else {
+            1
+        },
+    };
+    check_limits(&limits, max_batch, config.kind, &key, &mut problems);
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(Destination {
+        name: Arc::from(name),
+        target,
+        limits,
+    })
+}
+
+/// A request timeout between 100 ms and 5 minutes (10 s when absent).
+fn parse_timeout(text: Option<&str>, key: &str, problems: &mut Vec<String>) -> Duration {
+    const DEFAULT: Duration = Duration::from_secs(10);
+    let Some(text) = text else { return DEFAULT };
+    match parse_duration(text) {
+        Ok(timeout)
+            if (Duration::from_millis(100)..=Duration::from_secs(300)).contains(&timeout) =>
+        {
+            timeout
+        }
+        Ok(_) => {
+            problems.push(format!("{key}: {text:?} must be between 100ms and 5m"));
+            DEFAULT
+        }
+        Err(error) => {
+            problems.push(format!("{key}: {error}"));
+            DEFAULT
+        }
+    }
+}
+
+fn check_limits(
+    limits: &LaneLimits,
+    max_batch: usize,
+    kind: DestinationKind,
+    key: &dyn Fn(&str) -> String,
+    problems: &mut Vec<String>,
+) {
+    let rate = limits.max_per_second;
+    if !rate.is_finite() || !(0.0..=10_000.0).contains(&rate) {
+        problems.push(format!(
+            "{}: {rate} must be between 0 (no limit) and 10000",
+            key("max_per_second")
+        ));
+    }
+    if !(1..=1024).contains(&limits.concurrency) {
+        problems.push(format!(
+            "{}: {} must be between 1 and 1024",
+            key("concurrency"),
+            limits.concurrency
+        ));
+    }
+    if !(1..=max_batch).contains(&limits.batch_size) {
+        problems.push(format!(
+            "{}: {} must be between 1 and {max_batch} for kind {}",
+            key("batch_size"),
+            limits.batch_size,
+            kind.as_str()
+        ));
+    }
+}
+
+/// An `http(s)://` URL with a host.
+pub fn check_url(text: &str) -> Result<(), String> {
+    match reqwest::Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Ok(()),
+        Ok(url) => Err(format!(
+            "expected an http:// or https:// URL, not a {}: URL",
+            url.scheme()
+        )),
+        Err(error) => Err(format!("not a URL ({error})")),
+    }
+}
