@@ -10,6 +10,7 @@ pub mod delivery;
 pub mod github;
 pub mod http;
 pub mod metrics;
+pub mod redeliver;
 pub mod sinks;
 pub mod startup;
 pub mod store;

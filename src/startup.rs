@@ -14,6 +14,7 @@ use crate::github::SecretSource;
 use crate::github::{SignatureVerifier, WebhookSecrets, load_secrets};
 use crate::http::{ApiToken, AppState, BodyBudget, router};
 use crate::metrics::Metrics;
+use crate::redeliver::{PeriodicRedeliver, RedeliverTask};
 use crate::sinks::{
     AnalyticsSink, ConsoleNotifier, EventFilter, RateLimiter, Sink, Sinks, SlackWebhook,
 };
@@ -30,6 +31,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     check(&config)?;
+    let redeliver = PeriodicRedeliver::from_config(&config.redeliver, &config.github)?;
     let (secrets, source) = load_secrets(&config.secrets)?;
     let store = Store::connect(&config.database).await?;
     if store.backend() == Backend::Sqlite {
@@ -89,6 +91,9 @@ pub async fn serve(
     announce(&secrets, &source, &config, address);
     tracing::info!(%address, backend = ?store.backend(), "herald is listening");
 
+    // Stops with the shutdown signal, at once: a pass cut short is made again by the next one.
+    let redeliver_task =
+        redeliver.map(|r| RedeliverTask::spawn(r, store.clone(), shutdown.child_token()));
     let server = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let mut served = tokio::spawn(server.into_future());
@@ -124,6 +129,9 @@ pub async fn serve(
     }
     let _ = listener_task.await;
     let _ = checkpoint_task.await;
+    if let Some(task) = redeliver_task {
+        task.stop(deadline).await;
+    }
     store.close().await;
     tracing::info!("herald stopped");
     Ok(())

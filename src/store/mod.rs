@@ -8,6 +8,7 @@ mod connect;
 mod events;
 mod listen;
 mod outbox;
+mod redeliver;
 mod writer;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use tokio::sync::{Mutex, MutexGuard};
 pub use analytics::{BackfillPhase, BackfillStep, PhaseProgress};
 pub use connect::redact_url;
 pub use outbox::{Claimed, DeliveryRow, DeliveryStatus, Finish, QueueDepth};
+pub use redeliver::{NewRequest, PassLock, PastRequest, RequestState};
 pub use writer::{EventWriter, WriterError};
 
 /// Runs the same body against whichever pool the store holds. `$pool` is bound to the pool and

@@ -1,0 +1,506 @@
+//! One redeliver pass over a hook: list its recent deliveries back to `since`, find those that
+//! failed and were not redelivered successfully since, ask GitHub to redeliver each (recording
+//! the request first, so two instances never both ask), and say what it did.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use tokio_util::sync::CancellationToken;
+
+use super::plan::{Decision, FailedDelivery, MAX_REQUESTS, decide, failed_deliveries};
+use crate::github::{Hook, HookDelivery, RestClient, RestError};
+use crate::store::{NewRequest, RequestState, Store};
+use crate::time_util::{format_ms, now_ms};
+
+/// Rate-limit waits in a row for one request before the pass gives up.
+const MAX_WAITS: u32 = 5;
+/// Pages one pass reads at most (a million deliveries): a pagination that never ends is a bug.
+const MAX_PAGES: usize = 10_000;
+/// A request recorded this long ago but never answered was cut short by a crash: forget it, so
+/// the next pass makes it (GitHub's answer takes at most `HERALD_GITHUB_TIMEOUT`).
+const ABANDONED_AFTER_MS: i64 = 15 * 60 * 1000;
+/// Requests older than this concern deliveries GitHub no longer lists (it keeps ~3 days).
+const FORGET_AFTER_MS: i64 = 30 * 24 * 3600 * 1000;
+
+/// One pass over one hook.
+#[derive(Debug)]
+pub struct Pass<'a> {
+    pub store: &'a Store,
+    pub client: &'a RestClient,
+    pub hook: &'a Hook,
+    /// Attempts made before this (Unix ms) are not looked at; listing stops at the first one.
+    pub since_ms: i64,
+    /// List and decide, but neither ask GitHub nor write anything.
+    pub dry_run: bool,
+    /// Longest single wait for GitHub's rate limit.
+    pub max_wait: Duration,
+    /// Stops the pass between (and during) requests; a request cut short is forgotten.
+    pub cancel: CancellationToken,
+}
+
+/// How a pass ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PassOutcome {
+    Done(Summary),
+    /// Another instance is running a pass over the same hook (PostgreSQL).
+    Busy,
+}
+
+/// What one pass found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Attempts listed inside the window, and the pages they came on.
+    pub listed: usize,
+    pub pages: usize,
+    /// Items GitHub listed that could not be read (skipped).
+    pub unreadable: usize,
+    /// Deliveries none of whose attempts succeeded.
+    pub failed: usize,
+    /// Asked for now (or, in a dry run, that would be).
+    pub asked: usize,
+    pub already_asked: usize,
+    /// Failed at GitHub but stored by herald: skipped.
+    pub stored: usize,
+    pub given_up: usize,
+    pub refused: usize,
+    pub dry_run: bool,
+}
+
+/// One thing a pass did about one delivery, worded for people.
+#[derive(Debug, Clone, Copy)]
+pub enum Line<'a> {
+    /// Asked GitHub to redeliver it; `previous` requests were made before.
+    Asked {
+        failed: &'a FailedDelivery,
+        previous: usize,
+    },
+    WouldAsk {
+        failed: &'a FailedDelivery,
+        previous: usize,
+    },
+    Stored(&'a FailedDelivery),
+    GaveUp {
+        failed: &'a FailedDelivery,
+        requests: usize,
+    },
+    Refused {
+        failed: &'a FailedDelivery,
+        reason: &'a str,
+    },
+}
+
+impl Line<'_> {
+    /// Whether an operator should look at it.
+    pub fn is_warning(&self) -> bool {
+        matches!(self, Self::GaveUp { .. } | Self::Refused { .. })
+    }
+}
+
+impl fmt::Display for Line<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Asked { failed, previous } => {
+                write!(
+                    f,
+                    "asked GitHub {}to redeliver {}",
+                    again(previous),
+                    about(failed)
+                )
+            }
+            Self::WouldAsk { failed, previous } => {
+                write!(
+                    f,
+                    "would ask GitHub {}to redeliver {}",
+                    again(previous),
+                    about(failed)
+                )
+            }
+            Self::Stored(failed) => write!(
+                f,
+                "skipped {}: herald stored it although GitHub saw a failure (an answer after \
+                 the commit was lost or late); nothing is missing",
+                about(failed)
+            ),
+            Self::GaveUp { failed, requests } => write!(
+                f,
+                "gave up on {}: asked {requests} times and each redelivery failed too; find why \
+                 in herald's logs, then redeliver it from the hook's Recent Deliveries on GitHub",
+                about(failed)
+            ),
+            Self::Refused { failed, reason } => {
+                write!(f, "GitHub refused to redeliver {}: {reason}", about(failed))
+            }
+        }
+    }
+}
+
+fn again(previous: usize) -> String {
+    if previous == 0 {
+        String::new()
+    } else {
+        format!("again (request {} of {MAX_REQUESTS}) ", previous + 1)
+    }
+}
+
+fn about(failed: &FailedDelivery) -> String {
+    let attempt = &failed.newest;
+    format!(
+        "{} ({}, attempt {} at {}: {})",
+        attempt.guid,
+        attempt.kind(),
+        attempt.id,
+        format_ms(attempt.delivered_at),
+        if attempt.status.is_empty() {
+            format!("HTTP {}", attempt.status_code)
+        } else {
+            attempt.status.clone()
+        }
+    )
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let deliveries = if self.failed == 1 {
+            "delivery"
+        } else {
+            "deliveries"
+        };
+        let asked = if self.dry_run {
+            "would be asked again"
+        } else {
+            "asked again"
+        };
+        write!(
+            f,
+            "{} failed {deliveries} found, {} {asked}, {} already asked",
+            self.failed, self.asked, self.already_asked
+        )?;
+        if self.stored > 0 {
+            write!(f, ", {} stored by herald (skipped)", self.stored)?;
+        }
+        if self.given_up > 0 {
+            write!(
+                f,
+                ", {} given up after {MAX_REQUESTS} requests",
+                self.given_up
+            )?;
+        }
+        if self.refused > 0 {
+            write!(f, ", {} refused by GitHub", self.refused)?;
+        }
+        if self.dry_run {
+            write!(f, " (dry run: nothing asked, nothing stored)")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a request to GitHub did not succeed.
+enum Stop {
+    Cancelled,
+    Failed(RestError),
+}
+
+impl Pass<'_> {
+    /// Runs the pass, handing each line to `report` as it happens.
+    pub async fn run(
+        &self,
+        report: &mut (dyn FnMut(Line<'_>) + Send),
+    ) -> anyhow::Result<PassOutcome> {
+        let lock = if self.dry_run {
+            None
+        } else {
+            let key = self.hook.key();
+            let Some(lock) = self
+                .store
+                .try_lock_redeliver(&key)
+                .await
+                .context("taking the redeliver lock")?
+            else {
+                return Ok(PassOutcome::Busy);
+            };
+            let now = now_ms();
+            let abandoned = self
+                .store
+                .forget_old_redeliveries(&key, now - ABANDONED_AFTER_MS, now - FORGET_AFTER_MS)
+                .await
+                .context("forgetting old redelivery requests")?;
+            if abandoned > 0 {
+                tracing::warn!(
+                    abandoned,
+                    hook = %self.hook,
+                    "an earlier pass stopped while asking GitHub; those requests are made again"
+                );
+            }
+            Some(lock)
+        };
+        let result = self.run_locked(report).await;
+        if let Some(lock) = lock {
+            lock.release().await;
+        }
+        result.map(PassOutcome::Done)
+    }
+
+    async fn run_locked(
+        &self,
+        report: &mut (dyn FnMut(Line<'_>) + Send),
+    ) -> anyhow::Result<Summary> {
+        let mut summary = Summary {
+            dry_run: self.dry_run,
+            ..Summary::default()
+        };
+        let attempts = self.list(&mut summary).await?;
+        let failed = failed_deliveries(attempts);
+        summary.failed = failed.len();
+        if failed.is_empty() {
+            return Ok(summary);
+        }
+        let guids: Vec<&str> = failed.iter().map(|f| f.newest.guid.as_str()).collect();
+        let key = self.hook.key();
+        let stored = self
+            .store
+            .stored_deliveries(&self.hook.id().to_string(), &guids)
+            .await
+            .context("looking for the failed deliveries among stored events")?;
+        let past = self
+            .store
+            .past_redelivery_requests(&key, &guids)
+            .await
+            .context("reading earlier redelivery requests")?;
+        for failed in &failed {
+            let guid = failed.newest.guid.as_str();
+            let before = past.get(guid).map_or(&[][..], Vec::as_slice);
+            match decide(failed, stored.contains(guid), before) {
+                Decision::Stored => {
+                    summary.stored += 1;
+                    report(Line::Stored(failed));
+                }
+                Decision::AlreadyAsked => summary.already_asked += 1,
+                Decision::GiveUp { requests } => {
+                    summary.given_up += 1;
+                    report(Line::GaveUp { failed, requests });
+                }
+                Decision::Ask { previous } if self.dry_run => {
+                    summary.asked += 1;
+                    report(Line::WouldAsk { failed, previous });
+                }
+                Decision::Ask { previous } => {
+                    self.ask(&key, failed, previous, &mut summary, report)
+                        .await?;
+                }
+            }
+        }
+        Ok(summary)
+    }
+
+    /// Every attempt made since `since_ms`, newest first, each once.
+    async fn list(&self, summary: &mut Summary) -> anyhow::Result<Vec<HookDelivery>> {
+        let mut url = self.hook.deliveries_url(self.client);
+        let mut fetched = HashSet::new();
+        let mut ids = HashSet::new();
+        let mut attempts = Vec::new();
+        loop {
+            if !fetched.insert(url.clone()) || fetched.len() > MAX_PAGES {
+                bail!(
+                    "GitHub's pages of deliveries for {} do not end (at {url}); run again later",
+                    self.hook
+                );
+            }
+            let page = match self.call(|| self.client.get_page(&url)).await {
+                Ok(page) => page,
+                Err(Stop::Cancelled) => bail!("stopped"),
+                Err(Stop::Failed(error)) => {
+                    return Err(anyhow!(self.hook.explain(&error)))
+                        .context("listing the hook's recent deliveries");
+                }
+            };
+            summary.pages += 1;
+            let mut reached_since = false;
+            for item in page.items {
+                match HookDelivery::from_json(item) {
+                    Ok(attempt) if attempt.delivered_at < self.since_ms => reached_since = true,
+                    Ok(attempt) => {
+                        if ids.insert(attempt.id) {
+                            attempts.push(attempt);
+                        }
+                    }
+                    Err(error) => {
+                        summary.unreadable += 1;
+                        tracing::warn!(%error, hook = %self.hook, "skipping an item GitHub listed");
+                    }
+                }
+            }
+            match page.next {
+                Some(next) if !reached_since => {
+                    if !self.client.is_own(&next) {
+                        bail!("refusing to follow a pagination link off the API: {next}");
+                    }
+                    if let Some(wait) = page.exhausted_for {
+                        self.wait(wait).await?;
+                    }
+                    url = next;
+                }
+                _ => break,
+            }
+        }
+        summary.listed = attempts.len();
+        Ok(attempts)
+    }
+
+    /// Records the request, makes it, and records GitHub's answer. A request that could not be
+    /// made is forgotten again, so the next pass makes it.
+    async fn ask(
+        &self,
+        key: &str,
+        failed: &FailedDelivery,
+        previous: usize,
+        summary: &mut Summary,
+        report: &mut (dyn FnMut(Line<'_>) + Send),
+    ) -> anyhow::Result<()> {
+        let attempt = &failed.newest;
+        let request = NewRequest {
+            hook: key,
+            guid: &attempt.guid,
+            delivery_id: attempt.id,
+            delivered_at: attempt.delivered_at,
+            requested_at: now_ms(),
+        };
+        let claimed = self
+            .store
+            .claim_redelivery(request)
+            .await
+            .context("recording a redelivery request")?;
+        if !claimed {
+            // Another instance (or a concurrent run) asked for it a moment ago.
+            summary.already_asked += 1;
+            return Ok(());
+        }
+        let url = self.hook.attempts_url(self.client, attempt.id);
+        let answer = self.call(|| self.client.post_empty(&url)).await;
+        match answer {
+            Ok(_) => {
+                self.store
+                    .settle_redelivery(key, attempt.id, RequestState::Asked, None)
+                    .await
+                    .context("recording GitHub's answer")?;
+                summary.asked += 1;
+                report(Line::Asked { failed, previous });
+                Ok(())
+            }
+            Err(Stop::Failed(RestError::Status {
+                status: 422,
+                message,
+            })) => {
+                let reason = format!("422 {message}");
+                self.store
+                    .settle_redelivery(key, attempt.id, RequestState::Refused, Some(&reason))
+                    .await
+                    .context("recording GitHub's answer")?;
+                summary.refused += 1;
+                report(Line::Refused {
+                    failed,
+                    reason: &reason,
+                });
+                Ok(())
+            }
+            Err(stop) => {
+                self.store
+                    .release_redelivery(key, attempt.id)
+                    .await
+                    .context("forgetting a request that was not made")?;
+                match stop {
+                    Stop::Cancelled => bail!("stopped"),
+                    Stop::Failed(error) => {
+                        Err(anyhow!(self.hook.explain(&error))).context(format!(
+                            "asking GitHub to redeliver {} (attempt {}); the next run asks again",
+                            attempt.guid, attempt.id
+                        ))
+                    }
+                }
+            }
+        }
+    }
+
+    /// One request to GitHub, waiting out rate limits, until it answers or the pass is stopped.
+    async fn call<T, F, Fut>(&self, mut request: F) -> Result<T, Stop>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, RestError>>,
+    {
+        let mut waits = 0;
+        loop {
+            let answer = tokio::select! {
+                () = self.cancel.cancelled() => return Err(Stop::Cancelled),
+                answer = request() => answer,
+            };
+            match answer {
+                Ok(value) => return Ok(value),
+                Err(RestError::RateLimited { wait }) if waits < MAX_WAITS => {
+                    waits += 1;
+                    self.wait(wait).await.map_err(|_| Stop::Cancelled)?;
+                }
+                Err(error) => return Err(Stop::Failed(error)),
+            }
+        }
+    }
+
+    /// Waits for GitHub's rate limit, at most `max_wait`, unless the pass is stopped.
+    async fn wait(&self, wait: Duration) -> anyhow::Result<()> {
+        let wait = wait.min(self.max_wait);
+        tracing::warn!(
+            wait_ms = wait.as_millis() as u64,
+            hook = %self.hook,
+            "GitHub's rate limit is reached; waiting {}ms before going on",
+            wait.as_millis()
+        );
+        tokio::select! {
+            () = self.cancel.cancelled() => bail!("stopped"),
+            () = tokio::time::sleep(wait) => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_read_as_sentences() {
+        let summary = Summary {
+            failed: 3,
+            asked: 2,
+            already_asked: 1,
+            ..Summary::default()
+        };
+        assert_eq!(
+            summary.to_string(),
+            "3 failed deliveries found, 2 asked again, 1 already asked"
+        );
+        let everything = Summary {
+            failed: 1,
+            stored: 1,
+            given_up: 2,
+            refused: 3,
+            ..Summary::default()
+        };
+        assert_eq!(
+            everything.to_string(),
+            "1 failed delivery found, 0 asked again, 0 already asked, 1 stored by herald \
+             (skipped), 2 given up after 3 requests, 3 refused by GitHub"
+        );
+        let dry = Summary {
+            failed: 2,
+            asked: 2,
+            dry_run: true,
+            ..Summary::default()
+        };
+        assert_eq!(
+            dry.to_string(),
+            "2 failed deliveries found, 2 would be asked again, 0 already asked (dry run: \
+             nothing asked, nothing stored)"
+        );
+    }
+}
