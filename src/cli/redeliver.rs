@@ -99,9 +99,10 @@ impl RedeliverArgs {
             ),
         };
         eprintln!(
-            "checked {} attempts on {} pages of {hook}'s deliveries since {}",
+            "checked {} attempts ({} {}) of the deliveries of {hook} since {}",
             summary.listed,
             summary.pages,
+            if summary.pages == 1 { "page" } else { "pages" },
             format_ms(since_ms)
         );
         if summary.unreadable > 0 {

@@ -150,7 +150,18 @@ impl Hook {
                 "GitHub refused access to {self} (403 {message}): HERALD_GITHUB_TOKEN needs {}",
                 self.permission()
             ),
-            other => format!("{other} ({self})"),
+            RestError::Status { status, .. } if *status >= 500 => {
+                format!("{error}: GitHub is having trouble; run again later")
+            }
+            RestError::Timeout | RestError::Transport(_) => format!(
+                "{}: check HERALD_GITHUB_API_URL and the network, then run again",
+                with_causes(error)
+            ),
+            RestError::RateLimited { .. } => format!("{error}; run again after it resets"),
+            RestError::Decode(_) => {
+                format!("{error}: is HERALD_GITHUB_API_URL the base of GitHub's REST API?")
+            }
+            RestError::Status { .. } => error.to_string(),
         }
     }
 }
@@ -166,6 +177,20 @@ impl fmt::Display for Hook {
             }
         }
     }
+}
+
+/// The error and each of its causes, as `a: b: c`.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        let more = error.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = error.source();
+    }
+    text
 }
 
 fn shorten(text: &str) -> String {

@@ -7,6 +7,8 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use anyhow::{Context, anyhow, bail};
 use tokio_util::sync::CancellationToken;
 
@@ -24,6 +26,20 @@ const MAX_PAGES: usize = 10_000;
 const ABANDONED_AFTER_MS: i64 = 15 * 60 * 1000;
 /// Requests older than this concern deliveries GitHub no longer lists (it keeps ~3 days).
 const FORGET_AFTER_MS: i64 = 30 * 24 * 3600 * 1000;
+/// GitHub asks for a second between mutating requests: after a first burst of this many
+/// redelivery requests, a pass makes one a second.
+const BURST: usize = 10;
+const PACE: Duration = Duration::from_secs(1);
+/// How long to wait on a 403 that says it is a secondary rate limit but gives no time.
+const SECONDARY_LIMIT_WAIT: Duration = Duration::from_secs(60);
+
+/// A redelivery about to be asked for.
+#[derive(Debug, Clone, Copy)]
+struct Asking<'a> {
+    key: &'a str,
+    failed: &'a FailedDelivery,
+    previous: usize,
+}
 
 /// One pass over one hook.
 #[derive(Debug)]
@@ -198,6 +214,25 @@ impl fmt::Display for Summary {
     }
 }
 
+/// Spaces out redelivery requests (see [`BURST`]).
+#[derive(Debug, Default)]
+struct Pacer {
+    made: usize,
+    last_answer: Option<Instant>,
+}
+
+impl Pacer {
+    /// When the next request may leave.
+    fn next_at(&self) -> Option<Instant> {
+        (self.made >= BURST).then_some(self.last_answer? + PACE)
+    }
+
+    fn answered(&mut self) {
+        self.made += 1;
+        self.last_answer = Some(Instant::now());
+    }
+}
+
 /// Why a request to GitHub did not succeed.
 enum Stop {
     Cancelled,
@@ -270,6 +305,7 @@ impl Pass<'_> {
             .past_redelivery_requests(&key, &guids)
             .await
             .context("reading earlier redelivery requests")?;
+        let mut pacer = Pacer::default();
         for failed in &failed {
             let guid = failed.newest.guid.as_str();
             let before = past.get(guid).map_or(&[][..], Vec::as_slice);
@@ -288,8 +324,12 @@ impl Pass<'_> {
                     report(Line::WouldAsk { failed, previous });
                 }
                 Decision::Ask { previous } => {
-                    self.ask(&key, failed, previous, &mut summary, report)
-                        .await?;
+                    let asking = Asking {
+                        key: &key,
+                        failed,
+                        previous,
+                    };
+                    self.ask(asking, &mut pacer, &mut summary, report).await?;
                 }
             }
         }
@@ -313,8 +353,9 @@ impl Pass<'_> {
                 Ok(page) => page,
                 Err(Stop::Cancelled) => bail!("stopped"),
                 Err(Stop::Failed(error)) => {
-                    return Err(anyhow!(self.hook.explain(&error)))
-                        .context("listing the hook's recent deliveries");
+                    return Err(anyhow!(self.hook.explain(&error))).with_context(|| {
+                        format!("listing the recent deliveries of {}", self.hook)
+                    });
                 }
             };
             summary.pages += 1;
@@ -354,12 +395,21 @@ impl Pass<'_> {
     /// made is forgotten again, so the next pass makes it.
     async fn ask(
         &self,
-        key: &str,
-        failed: &FailedDelivery,
-        previous: usize,
+        Asking {
+            key,
+            failed,
+            previous,
+        }: Asking<'_>,
+        pacer: &mut Pacer,
         summary: &mut Summary,
         report: &mut (dyn FnMut(Line<'_>) + Send),
     ) -> anyhow::Result<()> {
+        if let Some(at) = pacer.next_at() {
+            tokio::select! {
+                () = self.cancel.cancelled() => bail!("stopped"),
+                () = tokio::time::sleep_until(at) => {}
+            }
+        }
         let attempt = &failed.newest;
         let request = NewRequest {
             hook: key,
@@ -380,6 +430,7 @@ impl Pass<'_> {
         }
         let url = self.hook.attempts_url(self.client, attempt.id);
         let answer = self.call(|| self.client.post_empty(&url)).await;
+        pacer.answered();
         match answer {
             Ok(_) => {
                 self.store
@@ -390,11 +441,11 @@ impl Pass<'_> {
                 report(Line::Asked { failed, previous });
                 Ok(())
             }
-            Err(Stop::Failed(RestError::Status {
-                status: 422,
-                message,
-            })) => {
-                let reason = format!("422 {message}");
+            // This delivery, not the token or the hook (e.g. 422: too old to redeliver).
+            Err(Stop::Failed(RestError::Status { status, message }))
+                if (400..500).contains(&status) && !matches!(status, 401 | 403 | 404 | 429) =>
+            {
+                let reason = format!("{status} {message}");
                 self.store
                     .settle_redelivery(key, attempt.id, RequestState::Refused, Some(&reason))
                     .await
@@ -441,6 +492,16 @@ impl Pass<'_> {
                 Err(RestError::RateLimited { wait }) if waits < MAX_WAITS => {
                     waits += 1;
                     self.wait(wait).await.map_err(|_| Stop::Cancelled)?;
+                }
+                // GitHub's secondary limits sometimes come as a bare 403 that says so.
+                Err(RestError::Status {
+                    status: 403,
+                    message,
+                }) if waits < MAX_WAITS && message.to_lowercase().contains("rate limit") => {
+                    waits += 1;
+                    self.wait(SECONDARY_LIMIT_WAIT)
+                        .await
+                        .map_err(|_| Stop::Cancelled)?;
                 }
                 Err(error) => return Err(Stop::Failed(error)),
             }

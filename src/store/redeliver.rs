@@ -3,6 +3,7 @@
 //! lets one instance at a time run a pass over a hook.
 
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
@@ -26,6 +27,9 @@ const FORGET_ABANDONED: &str =
     "DELETE FROM redelivery_requests WHERE hook = $1 AND state = 'asking' AND requested_at < $2";
 
 const PRUNE: &str = "DELETE FROM redelivery_requests WHERE hook = $1 AND requested_at < $2";
+
+/// Longest the connection that holds the lock takes to open (the pool's acquire timeout).
+const LOCK_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An arbitrary constant that keeps herald's advisory locks apart from anyone else's on the same
 /// database (the first key of `pg_try_advisory_lock(int, int)`): "hrld".
@@ -240,7 +244,12 @@ impl Store {
         let Self::Postgres(pool) = self else {
             return Ok(Some(PassLock { connection: None }));
         };
-        let mut connection = PgConnection::connect_with(&pool.connect_options()).await?;
+        let options = pool.connect_options();
+        let mut connection = tokio::time::timeout(LOCK_CONNECT_TIMEOUT, async {
+            PgConnection::connect_with(&options).await
+        })
+        .await
+        .map_err(|_| StoreError::PoolTimedOut)??;
         let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
             .bind(LOCK_CLASS)
             .bind(lock_key(hook))
