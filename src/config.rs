@@ -75,8 +75,9 @@ pub struct RedeliverConfig {
     #[arg(long, env = "HERALD_REDELIVER_ORG")]
     pub redeliver_org: Option<String>,
     /// The webhook's id (the number at the end of its settings URL; `X-GitHub-Hook-ID`).
+    /// Read as text so that an empty value counts as unset, as for the other two.
     #[arg(long, env = "HERALD_REDELIVER_HOOK_ID")]
-    pub redeliver_hook_id: Option<u64>,
+    pub redeliver_hook_id: Option<String>,
     /// How often a pass runs (the first one runs at start).
     #[arg(long, env = "HERALD_REDELIVER_INTERVAL", default_value = "10m", value_parser = parse_duration)]
     pub redeliver_interval: Duration,

@@ -40,13 +40,23 @@ impl PeriodicRedeliver {
                 .map(str::to_owned)
         };
         let (repo, org) = (given(&config.redeliver_repo), given(&config.redeliver_org));
+        let hook_id = match given(&config.redeliver_hook_id) {
+            None => None,
+            Some(id) => Some(id.parse::<u64>().map_err(|_| {
+                anyhow::anyhow!(
+                    "HERALD_REDELIVER_HOOK_ID must be the hook's numeric id (the number at the end \
+                     of its settings URL), not {:?}",
+                    id.chars().take(64).collect::<String>()
+                )
+            })?),
+        };
         let missing_id = |name: &str| {
             anyhow::anyhow!(
                 "{name} is set but HERALD_REDELIVER_HOOK_ID is not: set it to the hook's id (the \
                  number at the end of the hook's settings URL)"
             )
         };
-        let hook = match (repo, org, config.redeliver_hook_id) {
+        let hook = match (repo, org, hook_id) {
             (None, None, None) => return Ok(None),
             (Some(_), Some(_), _) => bail!(
                 "set HERALD_REDELIVER_REPO or HERALD_REDELIVER_ORG, not both: a hook belongs to \
@@ -206,7 +216,7 @@ mod tests {
         RedeliverConfig {
             redeliver_repo: repo.map(str::to_owned),
             redeliver_org: org.map(str::to_owned),
-            redeliver_hook_id: hook_id,
+            redeliver_hook_id: hook_id.map(|id| id.to_string()),
             redeliver_interval: Duration::from_secs(600),
             redeliver_since: Duration::from_secs(3 * 86_400),
         }
@@ -274,6 +284,16 @@ mod tests {
             let message = refusal(&config, &token);
             assert!(message.contains(expected), "{message}");
         }
+        let not_a_number = RedeliverConfig {
+            redeliver_hook_id: Some("abc".into()),
+            ..config(Some("acme/widgets"), None, None)
+        };
+        let message = refusal(&not_a_number, &token);
+        assert!(
+            message.contains("HERALD_REDELIVER_HOOK_ID must be the hook's numeric id")
+                && message.contains("not \"abc\""),
+            "{message}"
+        );
         let zero = RedeliverConfig {
             redeliver_interval: Duration::ZERO,
             ..config(Some("acme/widgets"), None, Some(1))

@@ -73,6 +73,12 @@ pub fn decide(failed: &FailedDelivery, stored: bool, before: &[PastRequest]) -> 
     if stored {
         return Decision::Stored;
     }
+    if before
+        .iter()
+        .any(|request| request.delivery_id == failed.newest.id)
+    {
+        return Decision::AlreadyAsked;
+    }
     let newest = order(&failed.newest);
     let asked_last = before
         .iter()
@@ -202,6 +208,13 @@ mod tests {
                     state: RequestState::Refused,
                     ..asked(1, 10)
                 }],
+                Decision::AlreadyAsked,
+            ),
+            // The very attempt asked for, whatever time was recorded with it.
+            (
+                failed(5, 10),
+                false,
+                vec![asked(5, 0)],
                 Decision::AlreadyAsked,
             ),
             // Same second, older id: not a new failure.

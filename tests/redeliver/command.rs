@@ -434,9 +434,19 @@ async fn a_request_github_could_not_take_is_made_by_the_next_run() {
             .contains("asking GitHub to redeliver g-twice (attempt 4); the next run asks again"),
         "{failed:?}"
     );
+    // GitHub does not answer at all: the same.
+    setup.github.script(Kind::Redeliver, Scripted::Hang);
+    let timed_out = setup.redeliver(&["--github-timeout", "300ms"]).await;
+    assert!(!timed_out.success, "{timed_out:?}");
+    assert!(
+        timed_out
+            .stderr
+            .contains("GitHub did not answer within the timeout: check HERALD_GITHUB_API_URL"),
+        "{timed_out:?}"
+    );
     let next = setup.redeliver(&[]).await;
     assert!(next.success, "{next:?}");
-    assert_eq!(setup.github.redelivered(), [4, 4, 5]);
+    assert_eq!(setup.github.redelivered(), [4, 4, 4, 5]);
 }
 
 #[tokio::test]
@@ -567,4 +577,34 @@ async fn other_refusals_of_one_delivery_do_not_stop_the_others() {
         "{output:?}"
     );
     assert_eq!(setup.github.redelivered(), [4, 5]);
+}
+
+#[tokio::test]
+async fn a_request_a_crash_left_unanswered_is_made_again_after_15_minutes() {
+    let setup = setup().await;
+    setup.github.hook(REPO_HOOK, mixed_history());
+    // What a run that crashed between recording its requests and making them leaves behind:
+    // one 20 minutes ago (g-twice, attempt 4), one a minute ago (g-down, attempt 5).
+    let store = crate::helpers::open_store(&setup.database_url).await;
+    let now = herald::time_util::now_ms();
+    for (guid, id, ago_ms) in [("g-twice", 4, 20 * 60_000), ("g-down", 5, 60_000)] {
+        let request = herald::store::NewRequest {
+            hook: "repos/acme/widgets/hooks/42",
+            guid,
+            delivery_id: id,
+            delivered_at: 0,
+            requested_at: now - ago_ms,
+        };
+        assert!(store.claim_redelivery(request).await.unwrap());
+    }
+    store.close().await;
+    let output = setup.redeliver(&[]).await;
+    assert!(output.success, "{output:?}");
+    assert_eq!(setup.github.redelivered(), [4]);
+    assert!(
+        output
+            .stdout
+            .ends_with("2 failed deliveries found, 1 asked again, 1 already asked\n"),
+        "{output:?}"
+    );
 }
