@@ -7,7 +7,9 @@
 mod pass;
 mod periodic;
 mod plan;
+mod report;
 
-pub use pass::{Line, Pass, PassOutcome, Summary};
+pub use pass::{Pass, PassOutcome};
 pub use periodic::{PeriodicRedeliver, RedeliverTask, run_periodically};
 pub use plan::{Decision, FailedDelivery, MAX_REQUESTS, decide, failed_deliveries};
+pub use report::{Line, Summary};

@@ -7,7 +7,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use tokio_util::sync::CancellationToken;
 
-use super::pass::{Line, Pass, PassOutcome};
+use super::pass::{Pass, PassOutcome};
+use super::report::Line;
 use crate::config::{GithubApiConfig, RedeliverConfig};
 use crate::github::{Hook, RestClient};
 use crate::store::Store;
