@@ -58,7 +58,7 @@ impl std::fmt::Debug for DatabaseConfig {
     }
 }
 
-/// How to reach GitHub's REST API (for `herald backfill`).
+/// How to reach GitHub's REST API (for `herald backfill` and `herald redeliver`).
 #[derive(Debug, Clone, Args)]
 pub struct GithubApiConfig {
     /// Token sent as `Authorization: Bearer`; without one GitHub allows 60 requests an hour and
@@ -75,6 +75,28 @@ pub struct GithubApiConfig {
     /// How long one API request may take.
     #[arg(long, env = "HERALD_GITHUB_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub github_timeout: Duration,
+}
+
+/// The periodic `herald redeliver` pass inside `serve`: off unless a hook is configured (a
+/// repository or an organisation, and the hook's id); then `HERALD_GITHUB_TOKEN` is required.
+#[derive(Debug, Clone, Args)]
+pub struct RedeliverConfig {
+    /// The repository (OWNER/NAME) whose webhook herald asks GitHub to redeliver failures of.
+    #[arg(long, env = "HERALD_REDELIVER_REPO")]
+    pub redeliver_repo: Option<String>,
+    /// Or the organisation whose webhook it is.
+    #[arg(long, env = "HERALD_REDELIVER_ORG")]
+    pub redeliver_org: Option<String>,
+    /// The webhook's id (the number at the end of its settings URL; `X-GitHub-Hook-ID`).
+    /// Read as text so that an empty value counts as unset, as for the other two.
+    #[arg(long, env = "HERALD_REDELIVER_HOOK_ID")]
+    pub redeliver_hook_id: Option<String>,
+    /// How often a pass runs (the first one runs at start).
+    #[arg(long, env = "HERALD_REDELIVER_INTERVAL", default_value = "10m", value_parser = parse_duration)]
+    pub redeliver_interval: Duration,
+    /// How far back each pass looks (GitHub keeps deliveries for about 3 days).
+    #[arg(long, env = "HERALD_REDELIVER_SINCE", default_value = "3d", value_parser = parse_duration)]
+    pub redeliver_since: Duration,
 }
 
 /// Where the webhook secrets come from. Resolved into [`crate::github::WebhookSecrets`] at start.
@@ -168,6 +190,10 @@ pub struct ServeConfig {
     /// Bearer token that `/api/*` requires when set (`Authorization: Bearer <token>`).
     #[arg(long, env = "HERALD_API_TOKEN", hide_env_values = true)]
     pub api_token: Option<SecretString>,
+    #[command(flatten)]
+    pub github: GithubApiConfig,
+    #[command(flatten)]
+    pub redeliver: RedeliverConfig,
 }
 
 impl ServeConfig {

@@ -12,6 +12,7 @@ pub mod github;
 pub mod http;
 pub mod metrics;
 pub mod outbound;
+pub mod redeliver;
 pub mod routes;
 pub mod sinks;
 pub mod startup;

@@ -15,6 +15,7 @@ use crate::github::SecretSource;
 use crate::github::{SignatureVerifier, WebhookSecrets, load_secrets};
 use crate::http::{ApiToken, AppState, BodyBudget, router};
 use crate::metrics::Metrics;
+use crate::redeliver::{PeriodicRedeliver, run_periodically};
 use crate::routes::{BuiltIn, Router};
 use crate::sinks::{AnalyticsSink, ConsoleNotifier, Sink, SlackWebhook};
 use crate::store::{Backend, EventWriter, Store};
@@ -47,6 +48,7 @@ pub async fn serve_with(
     check(&config)?;
     let mut plan = crate::delivery::plan(&config, &|name| std::env::var(name).ok())?;
     let extra_sinks = add_extras(&mut plan, extras);
+    let redeliver = PeriodicRedeliver::from_config(&config.redeliver, &config.github)?;
     let (secrets, source) = load_secrets(&config.secrets)?;
     let store = Store::connect(&config.database).await?;
     if store.backend() == Backend::Sqlite {
@@ -105,6 +107,14 @@ pub async fn serve_with(
     announce_plan(&plan);
     tracing::info!(%address, backend = ?store.backend(), "herald is listening");
 
+    if let Some(redeliver) = redeliver {
+        // Stops with the shutdown signal, at once: a pass cut short is made again by the next one.
+        let (store, stop) = (store.clone(), shutdown.child_token());
+        supervisor.spawn("periodic redeliver", Importance::Normal, async move {
+            run_periodically(redeliver, store, stop).await;
+            Ok(())
+        });
+    }
     let server = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let mut served = tokio::spawn(server.into_future());

@@ -2,6 +2,7 @@
 
 mod backfill;
 mod deliveries;
+mod redeliver;
 mod report;
 mod send_test;
 
@@ -16,6 +17,7 @@ use crate::store::Store;
 
 pub use backfill::BackfillArgs;
 pub use deliveries::DeliveriesArgs;
+pub use redeliver::RedeliverArgs;
 pub use report::ReportArgs;
 pub use send_test::SendTestArgs;
 
@@ -47,6 +49,8 @@ enum Command {
     Report(ReportArgs),
     /// Import a repository's existing issues and comments from the GitHub REST API.
     Backfill(BackfillArgs),
+    /// Ask GitHub to redeliver a webhook's recent deliveries that failed, once each.
+    Redeliver(RedeliverArgs),
 }
 
 impl Cli {
@@ -84,6 +88,7 @@ impl Cli {
             Command::Deliveries(args) => args.run().await,
             Command::Report(args) => args.run().await,
             Command::Backfill(args) => args.run().await,
+            Command::Redeliver(args) => args.run().await,
             Command::Migrate(database) => {
                 let store = Store::connect(&database).await?;
                 store.close().await;

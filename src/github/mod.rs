@@ -1,12 +1,14 @@
 //! What herald knows of GitHub: webhook signatures, secrets, the few payload fields it indexes,
-//! and a small REST client (for backfill).
+//! and a small REST client (for backfill and redeliver).
 
 mod event;
+mod hooks;
 mod rest;
 mod secrets;
 mod signature;
 
 pub use event::{EventName, IndexedEvent, ParseError};
+pub use hooks::{Hook, HookDelivery, HookNameError};
 pub use rest::{Page, RestClient, RestError, next_link, rate_limit_wait};
 pub use secrets::{SecretSource, WebhookSecrets, load_secrets};
 pub use signature::{SignatureError, SignatureVerifier, sign_sha256};

@@ -3,8 +3,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, LINK};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, HeaderMap, HeaderValue, LINK};
+use reqwest::{RequestBuilder, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
@@ -120,6 +120,47 @@ impl RestClient {
             next,
             exhausted_for,
         })
+    }
+}
+
+impl RestClient {
+    /// POSTs with an empty body (GitHub's action endpoints, such as asking for a redelivery),
+    /// with the same headers as [`RestClient::get_page`]. Any 2xx is success.
+    pub async fn post_empty(&self, url: &str) -> Result<StatusCode, RestError> {
+        let request = self
+            .with_headers(self.http.post(url))?
+            .header(CONTENT_LENGTH, "0");
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.text().await.map_err(transport)?;
+        if let Some(wait) = rate_limit_wait(status, &headers, SystemTime::now()) {
+            return Err(RestError::RateLimited { wait });
+        }
+        if !status.is_success() {
+            return Err(RestError::Status {
+                status: status.as_u16(),
+                message: error_message(&body),
+            });
+        }
+        Ok(status)
+    }
+
+    /// GitHub's headers and the token (marked sensitive, so it is never logged).
+    fn with_headers(&self, request: RequestBuilder) -> Result<RequestBuilder, RestError> {
+        let mut request = request
+            .header(ACCEPT, "application/vnd.github+json")
+            .header("x-github-api-version", "2022-11-28");
+        if let Some(token) = &self.token {
+            let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
+                .map_err(|_| RestError::Status {
+                    status: 0,
+                    message: "the GitHub token is not a valid header value".into(),
+                })?;
+            value.set_sensitive(true);
+            request = request.header(AUTHORIZATION, value);
+        }
+        Ok(request)
     }
 }
 

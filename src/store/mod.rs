@@ -9,6 +9,7 @@ mod destinations;
 mod events;
 mod listen;
 mod outbox;
+mod redeliver;
 mod writer;
 
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use tokio::sync::{Mutex, MutexGuard};
 pub use analytics::{BackfillPhase, BackfillStep, PhaseProgress};
 pub use connect::redact_url;
 pub use outbox::{AttemptRow, DeliveryRow, QueueDepth};
+pub use redeliver::{NewRequest, PassLock, PastRequest, RequestState};
 pub use writer::{EventWriter, WriterError};
 
 /// Runs the same body against whichever pool the store holds. `$pool` is bound to the pool and
