@@ -4,6 +4,7 @@
 //! needs to run the real service lives in this library.
 
 pub mod analytics;
+pub mod business_hours;
 pub mod cli;
 pub mod config;
 pub mod delivery;
