@@ -45,8 +45,7 @@ pub async fn serve_with(
     shutdown: CancellationToken,
     extras: Extras,
 ) -> anyhow::Result<()> {
-    check(&config)?;
-    let mut plan = crate::delivery::plan(&config, &|name| std::env::var(name).ok())?;
+    let mut plan = validate(&config)?;
     let extra_sinks = add_extras(&mut plan, extras);
     let redeliver = PeriodicRedeliver::from_config(&config.redeliver, &config.github)?;
     let (secrets, source) = load_secrets(&config.secrets)?;
@@ -278,6 +277,15 @@ async fn warn_about_unknown_destinations(store: &Store, plan: &Plan) {
         }
         Err(error) => tracing::warn!(error = %error, "cannot count pending deliveries"),
     }
+}
+
+/// Checks everything `serve` would refuse, without opening the store or listening, and resolves
+/// the delivery plan (`herald config check`, `routes test` and `replay` use it too).
+pub fn validate(config: &ServeConfig) -> anyhow::Result<Plan> {
+    check(config)?;
+    Ok(crate::delivery::plan(config, &|name| {
+        std::env::var(name).ok()
+    })?)
 }
 
 /// Refuses configurations that would misbehave only later, in production.

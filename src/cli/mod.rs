@@ -1,9 +1,12 @@
 //! The command line: one binary, one subcommand per job.
 
 mod backfill;
+mod config_check;
 mod deliveries;
 mod redeliver;
+mod replay;
 mod report;
+mod routes_test;
 mod send_test;
 
 use std::process::ExitCode;
@@ -18,6 +21,7 @@ use crate::store::Store;
 pub use backfill::BackfillArgs;
 pub use deliveries::DeliveriesArgs;
 pub use redeliver::RedeliverArgs;
+pub use replay::{ReplayArgs, Replayed, replay};
 pub use report::ReportArgs;
 pub use send_test::SendTestArgs;
 
@@ -33,6 +37,9 @@ pub struct Cli {
     k_service: Option<String>,
     #[command(subcommand)]
     command: Command,
+    /// The parsed arguments, for commands that show where values came from.
+    #[arg(skip)]
+    matches: Option<clap::ArgMatches>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -51,17 +58,53 @@ enum Command {
     Backfill(BackfillArgs),
     /// Ask GitHub to redeliver a webhook's recent deliveries that failed, once each.
     Redeliver(RedeliverArgs),
+    /// Queue stored events to a destination (one added later, or one that missed events).
+    Replay(Box<ReplayArgs>),
+    /// Check the configuration and print it as `serve` would use it.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// See where events go.
+    #[command(subcommand)]
+    Routes(RoutesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate every setting, destination and route, and print the effective configuration
+    /// (secrets redacted). Exits 2 when something is wrong.
+    Check(Box<ServeConfig>),
+}
+
+#[derive(Debug, Subcommand)]
+enum RoutesCommand {
+    /// Which routes match a payload, why the others do not, and which destinations get it.
+    Test {
+        /// A webhook payload (JSON), as GitHub sends it.
+        payload: std::path::PathBuf,
+        /// The event name (`X-GitHub-Event`), e.g. `issues`.
+        #[arg(long)]
+        event: String,
+        #[command(flatten)]
+        serve: Box<ServeConfig>,
+    },
 }
 
 impl Cli {
     /// Parses the command line over the configuration file and the environment (see
     /// `config::parse_layered`).
     pub fn load(args: Vec<std::ffi::OsString>) -> Result<Self, crate::config::LoadError> {
-        let (mut cli, _matches, file) =
+        let (mut cli, matches, file) =
             crate::config::parse_layered::<Self>(args, &|name| std::env::var(name).ok())?;
-        if let Command::Serve(config) = &mut cli.command {
-            config.file = file;
+        match &mut cli.command {
+            Command::Serve(config) | Command::Config(ConfigCommand::Check(config)) => {
+                config.file = file;
+            }
+            Command::Routes(RoutesCommand::Test { serve, .. }) => serve.file = file,
+            Command::Replay(args) => args.serve.file = file,
+            Command::Deliveries(args) => args.serve_mut().file = file,
+            _ => {}
         }
+        cli.matches = Some(matches);
         Ok(cli)
     }
 
@@ -89,6 +132,26 @@ impl Cli {
             Command::Report(args) => args.run().await,
             Command::Backfill(args) => args.run().await,
             Command::Redeliver(args) => args.run().await,
+            Command::Replay(args) => args.run().await,
+            Command::Config(ConfigCommand::Check(config)) => {
+                let command = <Self as clap::CommandFactory>::command();
+                let check = command
+                    .find_subcommand("config")
+                    .and_then(|config| config.find_subcommand("check"))
+                    .expect("the config check subcommand exists");
+                let matches = self
+                    .matches
+                    .as_ref()
+                    .and_then(|m| m.subcommand_matches("config"))
+                    .and_then(|m| m.subcommand_matches("check"))
+                    .expect("config check was parsed");
+                Ok(config_check::run(&config, check, matches))
+            }
+            Command::Routes(RoutesCommand::Test {
+                payload,
+                event,
+                serve,
+            }) => routes_test::run(&serve, &payload, &event),
             Command::Migrate(database) => {
                 let store = Store::connect(&database).await?;
                 store.close().await;

@@ -192,9 +192,15 @@ pub fn plan(
             ],
         }],
     };
+    // Destinations whose settings failed are still known by name: their own errors say enough.
     let known: Vec<(String, DestinationKind)> = destinations
         .iter()
         .filter_map(|d| kind_of(&d.target).map(|kind| (d.name.to_string(), kind)))
+        .chain(
+            file.destinations
+                .iter()
+                .map(|(name, destination)| (name.clone(), destination.kind)),
+        )
         .collect();
     if let Err(error) = router.check_destinations(&known) {
         problems.push(error);

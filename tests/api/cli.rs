@@ -196,6 +196,10 @@ async fn deliveries_list_shows_the_outbox() {
         .output()
         .unwrap();
     assert!(!missing.status.success(), "retrying an unknown id fails");
+    assert_eq!(
+        String::from_utf8_lossy(&missing.stderr).trim(),
+        "herald: no delivery 999; nothing queued (`herald deliveries dead` lists dead ones)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -387,5 +391,73 @@ fn serve_refuses_settings_that_would_fail_in_production() {
         !ok && stderr.contains("postgres://app:[redacted]@127.0.0.1:9/db")
             && !stderr.contains("hunter2"),
         "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn deliveries_show_lists_every_failed_attempt_and_retry_revives_one() {
+    let slack = FakeSlack::with_script(vec![Reply::Status(404)]).await;
+    let app = AppBuilder::new().slack(&slack).spawn().await;
+    app.send(
+        "issues",
+        "shown",
+        &crate::helpers::payload("issues/opened.payload.json"),
+    )
+    .await;
+    let store = app.store().await;
+    wait_until("the delivery is dead", || async {
+        delivery_states(&store)
+            .await
+            .first()
+            .is_some_and(|s| s.0 == "dead")
+    })
+    .await;
+    let id = store
+        .list_deliveries(None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|row| row.destination == "slack")
+        .unwrap()
+        .id;
+    let show = herald()
+        .args([
+            "deliveries",
+            "show",
+            &id.to_string(),
+            "--database-url",
+            &app.database_url,
+        ])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&show.stdout);
+    assert!(show.status.success(), "{shown}");
+    for expected in [
+        format!("delivery    {id}"),
+        "event       issues.opened".to_owned(),
+        "destination slack".to_owned(),
+        "status      dead".to_owned(),
+        "attempts that did not deliver:".to_owned(),
+        "dead          ".to_owned(),
+        "HTTP 404 Not Found: invalid_payload".to_owned(),
+    ] {
+        assert!(
+            shown.contains(&expected),
+            "{expected:?} missing from:\n{shown}"
+        );
+    }
+    let retried = herald()
+        .args([
+            "deliveries",
+            "retry",
+            &id.to_string(),
+            "--database-url",
+            &app.database_url,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&retried.stdout).trim(),
+        "1 dead delivery queued again; a running herald sends them within its poll interval"
     );
 }

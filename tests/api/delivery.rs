@@ -274,6 +274,13 @@ async fn retry_after_pauses_the_destination_without_using_the_schedule() {
         })
         .collect();
     assert_eq!(numbers, ["1", "1", "1", "2", "3", "4"]);
+    let requests = slack.requests();
+    for pair in requests[..3].windows(2) {
+        assert!(
+            pair[1].at - pair[0].at >= Duration::from_millis(900),
+            "the destination was paused for its Retry-After (1 s)"
+        );
+    }
     let store = app.store().await;
     let first = store
         .list_deliveries(None, 100)

@@ -122,16 +122,43 @@ impl AppBuilder {
         self.args[position + 1].clone()
     }
 
+    /// Writes `text` as the configuration file of this app (`--config`).
+    pub fn config_file(self, text: &str) -> Self {
+        let path = self.dir.path().join("herald.toml");
+        std::fs::write(&path, text).unwrap();
+        let path = path.display().to_string();
+        self.arg("--config", &path)
+    }
+
+    /// The configuration `serve` would run with, file included.
+    pub fn config(&self) -> ServeConfig {
+        let args: Vec<std::ffi::OsString> = self.args.iter().map(Into::into).collect();
+        let (wrapper, _, file) =
+            herald::config::parse_layered::<ServeWrapper>(args, &|name| std::env::var(name).ok())
+                .unwrap_or_else(|error| panic!("test flags parse: {error}"));
+        let mut config = wrapper.config;
+        config.file = file;
+        config
+    }
+
     pub async fn spawn(self) -> TestApp {
+        self.spawn_with(herald::startup::Extras::default()).await
+    }
+
+    /// Spawns with destinations added by code (sinks that misbehave on purpose).
+    pub async fn spawn_with(self, extras: herald::startup::Extras) -> TestApp {
         install_crypto();
         let database_url = self.database_url();
-        let config = ServeWrapper::try_parse_from(&self.args)
-            .expect("test flags parse")
-            .config;
+        let config = self.config();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
-        let handle = tokio::spawn(herald::startup::serve(config, listener, shutdown.clone()));
+        let handle = tokio::spawn(herald::startup::serve_with(
+            config,
+            listener,
+            shutdown.clone(),
+            extras,
+        ));
         let app = TestApp {
             address,
             database_url,
@@ -227,6 +254,8 @@ pub enum Reply {
 /// One request the fake Slack received.
 #[derive(Debug, Clone)]
 pub struct Recorded {
+    /// When it arrived.
+    pub at: std::time::Instant,
     pub path: String,
     pub content_type: String,
     pub json: Value,
@@ -312,6 +341,7 @@ async fn record(
         .unwrap_or("")
         .to_owned();
     state.requests.lock().unwrap().push(Recorded {
+        at: std::time::Instant::now(),
         path: uri.path().to_owned(),
         content_type,
         json,

@@ -5,4 +5,6 @@ mod crash;
 mod delivery;
 mod helpers;
 mod intake;
+mod lanes;
 mod properties;
+mod routing;

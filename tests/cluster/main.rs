@@ -31,13 +31,15 @@ async fn start(database_url: &str, slack_url: &str, extra: &[(&str, &str)]) -> P
         .current_dir(dir.path())
         .env("HERALD_DATABASE_URL", database_url)
         .env("HERALD_WEBHOOK_SECRET", SECRET)
-        .env("HERALD_SLACK_WEBHOOK_URL", slack_url)
         .env("HERALD_SLACK_MAX_PER_SECOND", "0")
         .env("HERALD_DELIVERY_LEASE", "2s")
         .env("HERALD_SLACK_TIMEOUT", "1s")
         .env("HERALD_POLL_INTERVAL", "200ms")
         .env("HERALD_RETRY_SCHEDULE", "0s,0s,0s")
         .envs(extra.iter().copied());
+    if !slack_url.is_empty() {
+        command.env("HERALD_SLACK_WEBHOOK_URL", slack_url);
+    }
     let process = Process::serve(command).await;
     // Nothing is written there (the database is PostgreSQL); it only needs to outlive the process.
     std::mem::forget(dir);
@@ -183,4 +185,63 @@ async fn a_killed_instances_claims_are_finished_by_another_after_the_lease() {
         "including the claims the dead instance held"
     );
     drop(second);
+}
+
+#[tokio::test]
+async fn two_instances_share_one_destinations_rate() {
+    const EVENTS: usize = 13;
+    const RATE: f64 = 4.0;
+    const BURST: usize = 5;
+    helpers::install_crypto();
+    let Some(db) = databases::postgres().await else {
+        return;
+    };
+    let slack = FakeSlack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut instances = Vec::new();
+    for name in ["a", "b"] {
+        let config = dir.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "[destinations.limited]\nkind = \"slack-webhook\"\nurl = \"{}\"\nmax_per_second = {RATE}\n\n[[routes]]\nevents = [\"issues.opened\"]\nto = [\"limited\"]\n",
+                slack.url_for(name)
+            ),
+        )
+        .unwrap();
+        let config = config.display().to_string();
+        instances.push(start(&db.url, "", &[("HERALD_CONFIG", config.as_str())]).await);
+    }
+    let client = reqwest::Client::new();
+    for n in 0..EVENTS {
+        let instance = &instances[n % 2];
+        assert_eq!(
+            instance
+                .send_issue(&client, format!("rate-{n}"), opened_issue(n as i64))
+                .await,
+            202
+        );
+    }
+    wait_long("every message is sent", async || {
+        slack.requests().len() >= EVENTS
+    })
+    .await;
+    let requests = slack.requests();
+    assert_eq!(requests.len(), EVENTS, "each event notified once");
+    assert!(
+        slack.requests_to("a") > 0 && slack.requests_to("b") > 0,
+        "both instances sent: a {} b {}",
+        slack.requests_to("a"),
+        slack.requests_to("b")
+    );
+    // One shared limiter: after the burst, 4 per second in all. Two separate limiters would have
+    // allowed two bursts and 8 per second, finishing in well under half the time.
+    let first = requests.iter().map(|r| r.at).min().unwrap();
+    let last = requests.iter().map(|r| r.at).max().unwrap();
+    let fastest = Duration::from_secs_f64((EVENTS - BURST) as f64 / RATE * 0.95);
+    assert!(
+        last - first >= fastest,
+        "{EVENTS} messages went out in {:?}, faster than the shared rate allows ({fastest:?})",
+        last - first
+    );
 }
