@@ -405,3 +405,47 @@ async fn without_slack_notifications_go_to_stdout_and_count_as_delivered() {
     let states = wait_for_status(&app, "delivered", 1).await;
     assert_eq!(states, vec![("delivered".to_owned(), 1, None)]);
 }
+
+/// Slack unreachable (connection refused) for a while, then back: every notification arrives,
+/// each exactly once, and none is dead-lettered while the schedule lasts.
+#[tokio::test]
+async fn slack_down_then_up_delivers_everything_once() {
+    let port = crate::helpers::free_port();
+    let url = format!("http://127.0.0.1:{port}/services/T000/B000/XXXX");
+    let app = AppBuilder::new()
+        .arg("--slack-webhook-url", &url)
+        .args(&[
+            "--retry-schedule",
+            "50ms,100ms,200ms,400ms,800ms,1s,1s,1s,1s,1s,1s,1s",
+        ])
+        .spawn()
+        .await;
+    for number in 1..=5 {
+        app.send(
+            "issues",
+            &format!("down-{number}"),
+            &issue_with(number, "t", "b"),
+        )
+        .await;
+    }
+    let store = app.store().await;
+    wait_until("every notification failed at least twice", || async {
+        let states = delivery_states(&store).await;
+        states.len() == 5
+            && states
+                .iter()
+                .all(|(status, attempts, _)| status == "pending" && *attempts >= 2)
+    })
+    .await;
+    let slack = FakeSlack::on(&format!("127.0.0.1:{port}"), Vec::new()).await;
+    let states = wait_for_status(&app, "delivered", 5).await;
+    assert!(
+        states.iter().all(|(status, _, _)| status == "delivered"),
+        "{states:?}"
+    );
+    assert_eq!(
+        crate::helpers::notified_numbers(&slack),
+        vec![1, 2, 3, 4, 5],
+        "each exactly once"
+    );
+}

@@ -281,6 +281,11 @@ impl FakeSlack {
     }
 
     pub async fn with_script(script: Vec<Reply>) -> Self {
+        Self::on("127.0.0.1:0", script).await
+    }
+
+    /// A fake Slack on a given address (to bring Slack "back up" where herald already points).
+    pub async fn on(address: &str, script: Vec<Reply>) -> Self {
         let state = Arc::new(FakeState {
             script: Mutex::new(script.into()),
             ..FakeState::default()
@@ -288,7 +293,7 @@ impl FakeSlack {
         let app = Router::new()
             .route("/services/{*hook}", axum::routing::post(record))
             .with_state(Arc::clone(&state));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = TcpListener::bind(address).await.unwrap();
         let address = format!("http://{}", listener.local_addr().unwrap());
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
