@@ -39,14 +39,11 @@ const CANCEL_ATTEMPT: &str = "UPDATE outbox SET attempt_started_at = NULL, lease
         lease_until = NULL
     WHERE id = $1 AND lease_owner = $2 AND status = 'pending'";
 
-const FINISH: &str = "UPDATE outbox SET status = $3, attempts = $4, next_attempt_at = $5,
-        last_error = $6, lease_owner = NULL, lease_until = NULL,
-        attempt_started_at = CASE WHEN $7 THEN attempt_started_at END, updated_at = $8
-    WHERE id = $1 AND lease_owner = $2";
+const LOG_ATTEMPTS: &str =
+    "INSERT INTO attempts (outbox_id, started_at, finished_at, outcome, error) ";
 
-const LOG_ATTEMPT: &str =
-    "INSERT INTO attempts (outbox_id, started_at, finished_at, outcome, error)
-    VALUES ($1, $2, $3, $4, $5)";
+/// Rows per multi-row statement, well under both databases' bound-parameter limits.
+const ROWS_PER_STATEMENT: usize = 500;
 
 const RELEASE_LEASES: &str = "UPDATE outbox SET lease_owner = NULL, lease_until = NULL
     WHERE status = 'pending' AND lease_until IS NOT NULL";
@@ -253,7 +250,8 @@ impl Store {
         Ok(done == 1)
     }
 
-    /// Records how attempts ended, releasing their leases, in one transaction. Returns, per
+    /// Records how attempts ended, releasing their leases: one statement for the whole batch
+    /// (and one for the history of failed attempts, in the same transaction). Returns, per
     /// finish, whether `owner` still held the row (a row taken over by another owner is left to
     /// it).
     pub async fn finish(
@@ -266,47 +264,66 @@ impl Store {
             return Ok(Vec::new());
         }
         let _turn = self.write_turn().await;
-        dispatch!(self, pool, begin => {
-            let mut connection = pool.acquire().await?;
-            let result = async {
-                let mut tx = sqlx::Connection::begin_with(&mut *connection, begin).await?;
-                let mut held = Vec::with_capacity(finishes.len());
-                for finish in finishes {
-                    let done = sqlx::query(FINISH)
-                        .bind(finish.id)
-                        .bind(owner)
-                        .bind(finish.status.as_str())
-                        .bind(finish.attempts)
-                        .bind(finish.next_attempt_at)
-                        .bind(finish.error.as_deref())
-                        .bind(finish.keep_started)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected()
-                        == 1;
-                    if done && let Some(log) = &finish.log {
-                        sqlx::query(LOG_ATTEMPT)
-                            .bind(finish.id)
-                            .bind(log.started_at)
-                            .bind(log.finished_at)
-                            .bind(log.outcome)
-                            .bind(log.error.as_deref())
-                            .execute(&mut *tx)
-                            .await?;
+        let mut held = std::collections::HashSet::new();
+        let logs = finishes.iter().any(|finish| finish.log.is_some());
+        for chunk in finishes.chunks(ROWS_PER_STATEMENT) {
+            let updated: Vec<i64> = dispatch!(self, pool, begin => {
+                let mut connection = pool.acquire().await?;
+                let result = async {
+                    let mut tx = sqlx::Connection::begin_with(&mut *connection, begin).await?;
+                    let mut update = sqlx::QueryBuilder::new("UPDATE outbox SET status = v.column2, \
+                        attempts = v.column3, next_attempt_at = v.column4, last_error = v.column5, \
+                        lease_owner = NULL, lease_until = NULL, \
+                        attempt_started_at = CASE WHEN v.column6 = 1 THEN outbox.attempt_started_at END, \
+                        updated_at = ");
+                    update.push_bind(now);
+                    update.push(" FROM (");
+                    update.push_values(chunk, |mut row, finish| {
+                        row.push_bind(finish.id)
+                            .push_bind(finish.status.as_str())
+                            .push_bind(finish.attempts)
+                            .push_bind(finish.next_attempt_at)
+                            .push_bind(finish.error.as_deref())
+                            .push_bind(i64::from(finish.keep_started));
+                    });
+                    update.push(") AS v WHERE outbox.id = v.column1 AND outbox.lease_owner = ");
+                    update.push_bind(owner);
+                    update.push(" RETURNING outbox.id");
+                    let updated: Vec<i64> = update.build_query_scalar().fetch_all(&mut *tx).await?;
+                    if logs {
+                        let with_logs: Vec<(&Finish, &crate::domain::AttemptLog)> = chunk
+                            .iter()
+                            .filter(|finish| updated.contains(&finish.id))
+                            .filter_map(|finish| finish.log.as_ref().map(|log| (finish, log)))
+                            .collect();
+                        if !with_logs.is_empty() {
+                            let mut insert = sqlx::QueryBuilder::new(LOG_ATTEMPTS);
+                            insert.push_values(with_logs, |mut row, (finish, log)| {
+                                row.push_bind(finish.id)
+                                    .push_bind(log.started_at)
+                                    .push_bind(log.finished_at)
+                                    .push_bind(log.outcome)
+                                    .push_bind(log.error.as_deref());
+                            });
+                            insert.build().execute(&mut *tx).await?;
+                        }
                     }
-                    held.push(done);
+                    tx.commit().await?;
+                    Ok::<_, StoreError>(updated)
                 }
-                tx.commit().await?;
-                Ok::<_, StoreError>(held)
-            }
-            .await;
-            if result.is_err() {
-                // Never hand a connection whose transaction failed back to the pool.
-                connection.close_on_drop();
-            }
-            result
-        })
+                .await;
+                if result.is_err() {
+                    // Never hand a connection whose transaction failed back to the pool.
+                    connection.close_on_drop();
+                }
+                result?
+            });
+            held.extend(updated);
+        }
+        Ok(finishes
+            .iter()
+            .map(|finish| held.contains(&finish.id))
+            .collect())
     }
 
     /// Frees every lease at once. Only for a store one process owns (SQLite), at start-up, so
