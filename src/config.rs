@@ -5,6 +5,7 @@
 
 mod file;
 mod load;
+mod validate;
 mod value;
 
 pub use file::{
@@ -12,6 +13,7 @@ pub use file::{
     FileError, RouteConfig,
 };
 pub use load::{CONFIG_ENV, LoadError, closest, config_path, parse_layered};
+pub use validate::{GITHUB_EVENTS, check as check_settings, check_event_rule};
 pub use value::ConfigValue;
 
 use std::net::SocketAddr;
@@ -127,14 +129,15 @@ pub struct ServeConfig {
     #[arg(long, env = "PORT", default_value_t = 8080)]
     pub port: u16,
     /// Full listen address; overrides `PORT`.
-    #[arg(long, env = "HERALD_LISTEN")]
+    #[arg(long, env = "HERALD_LISTEN", value_parser = parse_listen)]
     pub listen: Option<SocketAddr>,
     #[command(flatten)]
     pub database: DatabaseConfig,
     #[command(flatten)]
     pub secrets: SecretConfig,
     /// Also accept the legacy SHA-1 `X-Hub-Signature` header.
-    #[arg(long, env = "HERALD_ALLOW_SHA1", default_value_t = false)]
+    #[arg(long, env = "HERALD_ALLOW_SHA1", default_value = "false", value_parser = parse_bool,
+          num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub allow_sha1: bool,
     /// Delays between delivery attempts (each ±20 % jitter); after the last the delivery is dead.
     #[arg(
@@ -231,6 +234,40 @@ impl FromStr for RetrySchedule {
     }
 }
 
+/// A boolean as people write it: `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`, any case.
+pub fn parse_bool(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" | "" => Ok(false),
+        _ => Err(format!(
+            "{text:?} is not a boolean: use true or false (1/0, yes/no, on/off)"
+        )),
+    }
+}
+
+/// Where to listen: `IP:PORT`; `localhost:PORT` means `127.0.0.1:PORT` and `:PORT` every
+/// interface. Other host names are not resolved.
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    if let Ok(address) = text.parse::<SocketAddr>() {
+        return Ok(address);
+    }
+    let port = |port: &str| {
+        port.parse::<u16>()
+            .map_err(|_| format!("{port:?} is not a port number (0-65535)"))
+    };
+    if let Some(rest) = text.strip_prefix("localhost:") {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port(rest)?)));
+    }
+    if let Some(rest) = text.strip_prefix(':') {
+        return Ok(SocketAddr::from(([0, 0, 0, 0], port(rest)?)));
+    }
+    Err(format!(
+        "{text:?} is not an address to listen on: use IP:PORT, e.g. 0.0.0.0:8080 (every interface) \
+         or 127.0.0.1:8080 (this machine only)"
+    ))
+}
+
 /// Parses `500ms`, `5s`, `2m`, `1h30m`; a bare number is seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -266,6 +303,46 @@ mod tests {
     fn rejects_nonsense_durations() {
         assert!("5 parsecs".parse::<RetrySchedule>().is_err());
         assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn parses_booleans_and_listen_addresses_as_people_write_them() {
+        for (text, expected) in [
+            ("TRUE", true),
+            ("1", true),
+            ("yes", true),
+            ("Off", false),
+            ("0", false),
+        ] {
+            assert_eq!(parse_bool(text), Ok(expected), "{text}");
+        }
+        assert!(
+            parse_bool("maybe")
+                .unwrap_err()
+                .contains("use true or false")
+        );
+        assert_eq!(
+            parse_listen("localhost:9101"),
+            Ok(SocketAddr::from(([127, 0, 0, 1], 9101)))
+        );
+        assert_eq!(
+            parse_listen(":80"),
+            Ok(SocketAddr::from(([0, 0, 0, 0], 80)))
+        );
+        assert_eq!(
+            parse_listen("[::1]:8080"),
+            Ok("[::1]:8080".parse().unwrap())
+        );
+        assert!(
+            parse_listen("example.com:80")
+                .unwrap_err()
+                .contains("use IP:PORT")
+        );
+        assert!(
+            parse_listen("localhost:http")
+                .unwrap_err()
+                .contains("not a port number")
+        );
     }
 
     #[test]

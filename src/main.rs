@@ -12,7 +12,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> std::process::ExitCode {
     // reqwest is built without a crypto provider of its own; install ring once for the process.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let cli = match Cli::load(std::env::args_os().collect()) {
+    let cli = match Cli::load(&std::env::args_os().collect::<Vec<_>>()) {
         Ok(cli) => cli,
         Err(LoadError::Clap(error)) => error.exit(),
         Err(LoadError::File(message)) => {

@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ServeConfig;
-use crate::delivery::{Lane, LaneLimits, LaneSettings, Plan, Target};
+use crate::delivery::{Lane, LaneLimits, LaneSettings, Plan, PlanErrors, Target};
 use crate::domain::Wakers;
 use crate::github::SecretSource;
 use crate::github::{SignatureVerifier, WebhookSecrets, load_secrets};
@@ -280,36 +280,36 @@ async fn warn_about_unknown_destinations(store: &Store, plan: &Plan) {
 }
 
 /// Checks everything `serve` would refuse, without opening the store or listening, and resolves
-/// the delivery plan (`herald config check`, `routes test` and `replay` use it too).
+/// the delivery plan (`herald config check`, `routes test` and `replay` use it too). Every problem
+/// is reported at once.
 pub fn validate(config: &ServeConfig) -> anyhow::Result<Plan> {
-    check(config)?;
-    Ok(crate::delivery::plan(config, &|name| {
-        std::env::var(name).ok()
-    })?)
+    let mut problems = crate::config::check_settings(config);
+    problems.extend(production_problems(config));
+    match crate::delivery::plan(config, &|name| std::env::var(name).ok()) {
+        Ok(plan) if problems.is_empty() => Ok(plan),
+        Ok(_) => Err(PlanErrors(problems).into()),
+        Err(PlanErrors(more)) => {
+            problems.extend(more);
+            Err(PlanErrors(problems).into())
+        }
+    }
 }
 
-/// Refuses configurations that would misbehave only later, in production.
-fn check(config: &ServeConfig) -> anyhow::Result<()> {
+/// Configurations that would misbehave only later, in production.
+fn production_problems(config: &ServeConfig) -> Vec<String> {
     let secrets = &config.secrets;
     let would_generate = secrets.webhook_secret.is_none()
         && secrets.webhook_secret_file.is_none()
         && !secrets.secret_path.exists();
     let shared = config.database.database_url.starts_with("postgres");
     if would_generate && (config.cloud_run_service.is_some() || shared) {
-        anyhow::bail!(
+        return vec![
             "set HERALD_WEBHOOK_SECRET or HERALD_WEBHOOK_SECRET_FILE: on Cloud Run or with a shared \
              PostgreSQL store every instance would generate a different secret"
-        );
+                .to_owned(),
+        ];
     }
-    if config.slack_webhook_url.is_some() && config.delivery_lease <= config.slack_timeout {
-        anyhow::bail!(
-            "HERALD_DELIVERY_LEASE ({:?}) must be longer than HERALD_SLACK_TIMEOUT ({:?}), or another \
-             worker could take over a message still being sent",
-            config.delivery_lease,
-            config.slack_timeout
-        );
-    }
-    Ok(())
+    Vec::new()
 }
 
 /// Says where events go.

@@ -92,7 +92,7 @@ enum RoutesCommand {
 impl Cli {
     /// Parses the command line over the configuration file and the environment (see
     /// `config::parse_layered`).
-    pub fn load(args: Vec<std::ffi::OsString>) -> Result<Self, crate::config::LoadError> {
+    pub fn load(args: &[std::ffi::OsString]) -> Result<Self, crate::config::LoadError> {
         let (mut cli, matches, file) =
             crate::config::parse_layered::<Self>(args, &|name| std::env::var(name).ok())?;
         match &mut cli.command {

@@ -38,10 +38,10 @@ pub fn config_path(args: &[OsString], env: &dyn Fn(&str) -> Option<String>) -> O
 /// Parses `args` into `C` with the file's settings as defaults. Returns the file too (empty when
 /// there is none). Errors are clap's (printed and exited by the caller) or the file's.
 pub fn parse_layered<C: clap::Parser>(
-    args: Vec<OsString>,
+    args: &[OsString],
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(C, ArgMatches, FileConfig), LoadError> {
-    let file = match config_path(&args, env) {
+    let file = match config_path(args, env) {
         Some(path) => {
             FileConfig::load(&path).map_err(|error| LoadError::File(error.to_string()))?
         }
@@ -49,10 +49,86 @@ pub fn parse_layered<C: clap::Parser>(
     };
     let command = with_file_defaults(C::command(), &file.settings)?;
     let matches = command
+        .clone()
         .try_get_matches_from(args)
-        .map_err(LoadError::Clap)?;
+        .map_err(|error| name_the_source(error, &command, args, &file, env))?;
     let parsed = C::from_arg_matches(&matches).map_err(LoadError::Clap)?;
     Ok((parsed, matches, file))
+}
+
+/// Rewrites clap's "invalid value for --flag" so it names what the user actually set: the
+/// environment variable or the file key (clap only knows flags).
+fn name_the_source(
+    error: clap::Error,
+    command: &Command,
+    args: &[OsString],
+    file: &FileConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> LoadError {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(
+        error.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) {
+        return LoadError::Clap(error);
+    }
+    let text = |kind| match error.get(kind) {
+        Some(ContextValue::String(text)) => Some(text.clone()),
+        _ => None,
+    };
+    let (Some(flag), Some(value)) = (
+        text(ContextKind::InvalidArg),
+        text(ContextKind::InvalidValue),
+    ) else {
+        return LoadError::Clap(error);
+    };
+    let long = flag
+        .trim_start_matches("--")
+        .split([' ', '='])
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let Some(arg) = find_arg(command, &long) else {
+        return LoadError::Clap(error);
+    };
+    let on_command_line = args.iter().any(|arg| {
+        let arg = arg.to_string_lossy();
+        arg == format!("--{long}") || arg.starts_with(&format!("--{long}="))
+    });
+    if on_command_line {
+        return LoadError::Clap(error);
+    }
+    let shown = if arg.is_hide_env_values_set() {
+        "[redacted]".to_owned()
+    } else {
+        format!("{value:?}")
+    };
+    let reason = std::error::Error::source(&error)
+        .map_or_else(|| "not a valid value".to_owned(), ToString::to_string);
+    let id = arg.get_id().as_str();
+    let env_name = arg
+        .get_env()
+        .map(|name| name.to_string_lossy().into_owned());
+    if let Some(name) = env_name.filter(|name| env(name).is_some()) {
+        return LoadError::File(format!("{name}={shown}: {reason}"));
+    }
+    if file.settings.contains_key(id) {
+        return LoadError::File(format!(
+            "`{id} = {shown}` in the configuration file: {reason}"
+        ));
+    }
+    LoadError::Clap(error)
+}
+
+fn find_arg<'a>(command: &'a Command, long: &str) -> Option<&'a clap::Arg> {
+    command
+        .get_arguments()
+        .find(|arg| arg.get_long() == Some(long))
+        .or_else(|| {
+            command
+                .get_subcommands()
+                .find_map(|sub| find_arg(sub, long))
+        })
 }
 
 /// Why the configuration cannot be read.
@@ -223,7 +299,7 @@ mod tests {
                 .find(|(key, _)| key == name)
                 .map(|(_, value)| value.clone())
         };
-        parse_layered::<Test>(full, &lookup)
+        parse_layered::<Test>(&full, &lookup)
             .map(|(test, _, _)| match test.command {
                 Sub::Serve(args) => args,
             })

@@ -144,9 +144,9 @@ pub fn plan(
     }
     let mut routes = Vec::new();
     for (index, route) in file.routes.iter().enumerate() {
-        match Route::new(index, route) {
+        match check_route(index, route) {
             Ok(route) => routes.push(route),
-            Err(error) => problems.push(error),
+            Err(mut errors) => problems.append(&mut errors),
         }
     }
     if file.routes.is_empty() {
@@ -212,6 +212,29 @@ pub fn plan(
         })
     } else {
         Err(PlanErrors(problems))
+    }
+}
+
+/// A route from the file, with its event names checked.
+fn check_route(index: usize, config: &crate::config::RouteConfig) -> Result<Route, Vec<String>> {
+    let name = config
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("routes[{index}]"));
+    let mut problems: Vec<String> = config
+        .events
+        .iter()
+        .flatten()
+        .filter_map(|rule| crate::config::check_event_rule(rule).err())
+        .map(|error| format!("{name}: events: {error}"))
+        .collect();
+    match Route::new(index, config) {
+        Ok(route) if problems.is_empty() => Ok(route),
+        Ok(_) => Err(problems),
+        Err(error) => {
+            problems.push(error);
+            Err(problems)
+        }
     }
 }
 

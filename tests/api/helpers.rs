@@ -134,7 +134,7 @@ impl AppBuilder {
     pub fn config(&self) -> ServeConfig {
         let args: Vec<std::ffi::OsString> = self.args.iter().map(Into::into).collect();
         let (wrapper, _, file) =
-            herald::config::parse_layered::<ServeWrapper>(args, &|name| std::env::var(name).ok())
+            herald::config::parse_layered::<ServeWrapper>(&args, &|name| std::env::var(name).ok())
                 .unwrap_or_else(|error| panic!("test flags parse: {error}"));
         let mut config = wrapper.config;
         config.file = file;

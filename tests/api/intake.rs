@@ -311,7 +311,7 @@ async fn form_encoded_deliveries_are_accepted() {
 async fn bodies_over_25_mib_are_413() {
     // The smallest body budget (one full-size body): each request must give its room back.
     let app = AppBuilder::new()
-        .arg("--body-budget-mib", "0")
+        .arg("--body-budget-mib", "25")
         .spawn()
         .await;
     let body = vec![b' '; herald::http::MAX_BODY_BYTES + 1];
