@@ -1,6 +1,7 @@
 //! The command line: one binary, one subcommand per job.
 
 mod backfill;
+mod bigquery;
 mod deliveries;
 mod redeliver;
 mod report;
@@ -16,6 +17,7 @@ use crate::config::{DatabaseConfig, LogFormat, ServeConfig};
 use crate::store::Store;
 
 pub use backfill::BackfillArgs;
+pub use bigquery::BigqueryArgs;
 pub use deliveries::DeliveriesArgs;
 pub use redeliver::RedeliverArgs;
 pub use report::ReportArgs;
@@ -51,6 +53,8 @@ enum Command {
     Backfill(BackfillArgs),
     /// Ask GitHub to redeliver a webhook's recent deliveries that failed, once each.
     Redeliver(RedeliverArgs),
+    /// The BigQuery event table: print its schema, or create it.
+    Bigquery(BigqueryArgs),
 }
 
 impl Cli {
@@ -59,8 +63,10 @@ impl Cli {
     pub fn load(args: Vec<std::ffi::OsString>) -> Result<Self, crate::config::LoadError> {
         let (mut cli, _matches, file) =
             crate::config::parse_layered::<Self>(args, &|name| std::env::var(name).ok())?;
-        if let Command::Serve(config) = &mut cli.command {
-            config.file = file;
+        match &mut cli.command {
+            Command::Serve(config) => config.file = file,
+            Command::Bigquery(args) => args.file = file,
+            _ => {}
         }
         Ok(cli)
     }
@@ -89,6 +95,7 @@ impl Cli {
             Command::Report(args) => args.run().await,
             Command::Backfill(args) => args.run().await,
             Command::Redeliver(args) => args.run().await,
+            Command::Bigquery(args) => args.run().await,
             Command::Migrate(database) => {
                 let store = Store::connect(&database).await?;
                 store.close().await;
