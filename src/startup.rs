@@ -367,6 +367,15 @@ async fn warn_about_unknown_destinations(store: &Store, plan: &Plan) {
 /// Refuses configurations that would misbehave only later, in production.
 fn check(config: &ServeConfig) -> anyhow::Result<()> {
     let secrets = &config.secrets;
+    if secrets.secret_manager.webhook_secret_gcp.is_some()
+        && (secrets.webhook_secret.is_some() || secrets.webhook_secret_file.is_some())
+    {
+        anyhow::bail!(
+            "HERALD_WEBHOOK_SECRET_GCP is set together with HERALD_WEBHOOK_SECRET or \
+             HERALD_WEBHOOK_SECRET_FILE; keep one source of webhook secrets (Secret Manager keeps \
+             the previous value verifying during a rotation by itself)"
+        );
+    }
     let would_generate = !secrets.is_configured() && !secrets.secret_path.exists();
     let shared = config.database.database_url.starts_with("postgres");
     if would_generate && (config.cloud_run_service.is_some() || shared) {

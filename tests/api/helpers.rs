@@ -108,6 +108,29 @@ impl AppBuilder {
         self
     }
 
+    /// Drops a flag set so far, with its value (`--webhook-secret`, to configure another source).
+    #[allow(
+        dead_code,
+        reason = "used by tests/gcp; `expect` would fail in the binaries that use it"
+    )]
+    pub fn without(mut self, flag: &str) -> Self {
+        if let Some(position) = self.args.iter().position(|arg| arg == flag) {
+            self.args.drain(position..position + 2);
+        }
+        self
+    }
+
+    /// The configuration these flags describe, for tests that call `herald::startup` directly.
+    #[allow(
+        dead_code,
+        reason = "used by tests/gcp; `expect` would fail in the binaries that use it"
+    )]
+    pub fn config(&self) -> ServeConfig {
+        ServeWrapper::try_parse_from(&self.args)
+            .expect("test flags parse")
+            .config
+    }
+
     pub fn slack(self, slack: &FakeSlack) -> Self {
         let url = slack.url();
         self.arg("--slack-webhook-url", &url)
