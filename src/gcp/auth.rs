@@ -203,7 +203,7 @@ impl GoogleAuth {
             Ok(response) => response,
             Err(error) => {
                 let unreachable = error.is_connect() || error.is_timeout();
-                let detail = error.without_url().to_string();
+                let detail = super::transport_error(error);
                 return Err(match &self.source {
                     Source::Metadata { host } if unreachable => AuthError::NoCredentials {
                         host: host.clone(),

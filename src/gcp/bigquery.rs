@@ -239,7 +239,7 @@ impl BigQuery {
                 let sent = !error.is_connect();
                 BigQueryError::Transport {
                     sent,
-                    detail: error.without_url().to_string(),
+                    detail: super::transport_error(error),
                 }
             })?;
         let status = response.status();
@@ -253,7 +253,7 @@ impl BigQuery {
             .await
             .map_err(|error| BigQueryError::Transport {
                 sent: true,
-                detail: format!("reading the answer: {}", error.without_url()),
+                detail: format!("reading the answer: {}", super::transport_error(error)),
             })?;
         if status.is_success() {
             return Ok(text);

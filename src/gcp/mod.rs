@@ -28,6 +28,23 @@ pub fn google_error_message(text: &str) -> String {
     }
 }
 
+/// A request that got no answer, with its causes (`error sending request: … Connection refused`)
+/// and without its URL.
+pub fn transport_error(error: reqwest::Error) -> String {
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// An `http://` or `https://` URL with a host.
 pub fn check_http_url(text: &str) -> Result<(), String> {
     match reqwest::Url::parse(text) {

@@ -190,7 +190,7 @@ impl SecretManager {
             .await
             .map_err(|error| SecretManagerError::Unavailable {
                 name: shown.clone(),
-                detail: error.without_url().to_string(),
+                detail: super::transport_error(error),
             })?;
         let status = response.status();
         let text = response
@@ -198,7 +198,7 @@ impl SecretManager {
             .await
             .map_err(|error| SecretManagerError::Unavailable {
                 name: shown.clone(),
-                detail: error.without_url().to_string(),
+                detail: super::transport_error(error),
             })?;
         if !status.is_success() {
             let detail = format!("{}: {}", status.as_u16(), google_error_message(&text));

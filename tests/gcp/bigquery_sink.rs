@@ -237,6 +237,33 @@ async fn whole_request_failures_are_classified() {
     assert_eq!(sizes, [1, 1, 1, 3]);
 }
 
+#[tokio::test]
+async fn a_token_bigquery_refuses_is_replaced_by_a_new_one() {
+    let google = FakeGoogle::start().await;
+    let sink = sink(&google, Duration::from_secs(10));
+    let batch = vec![small(1)];
+    assert_eq!(sink.deliver(&batch).await, [Outcome::Delivered]);
+    google.revoke_tokens();
+    assert!(matches!(
+        &sink.deliver(&batch).await[0],
+        Outcome::Retry { reason, .. } if reason.contains("HTTP 401")
+    ));
+    assert_eq!(sink.deliver(&batch).await, [Outcome::Delivered]);
+    let tokens: Vec<String> = google
+        .requests_to("insertAll")
+        .into_iter()
+        .map(|request| request.authorization)
+        .collect();
+    assert_eq!(
+        tokens,
+        [
+            "Bearer ya29.test-token-1",
+            "Bearer ya29.test-token-1",
+            "Bearer ya29.test-token-2"
+        ]
+    );
+}
+
 /// herald serving with the `bigquery` destination of `HERALD_BIGQUERY_TABLE` on the fake.
 async fn serve(google: &FakeGoogle) -> crate::common::TestApp {
     AppBuilder::new()

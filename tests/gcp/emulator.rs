@@ -39,6 +39,10 @@ fn emulator() -> Option<String> {
     }
 }
 
+/// One test at a time talks to the emulator: its DuckDB engine has crashed under concurrent
+/// catalog changes.
+static EMULATOR: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn unique_dataset() -> String {
     format!("herald_test_{:08x}", rand::random::<u32>())
 }
@@ -117,6 +121,7 @@ fn saved_sql(name: &str, table: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn setup_creates_a_dataset_and_a_partitioned_clustered_table_once() {
     let Some(emulator) = emulator() else { return };
+    let _turn = EMULATOR.lock().await;
     let google = FakeGoogle::start().await;
     let table = format!("p1.{}.events", unique_dataset());
     let first = bigquery_command(&["setup", "--table", &table], &emulator, &google).await;
@@ -218,6 +223,7 @@ async fn lossy_proxy(emulator: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_saved_sql_gives_the_numbers_of_herald_report() {
     let Some(emulator) = emulator() else { return };
+    let _turn = EMULATOR.lock().await;
     let google = FakeGoogle::start().await;
     let table = format!("p1.{}.events", unique_dataset());
     let setup = bigquery_command(&["setup", "--table", &table], &emulator, &google).await;

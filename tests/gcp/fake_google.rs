@@ -121,6 +121,8 @@ struct Fake {
     public_der: Mutex<Option<Vec<u8>>>,
     token_script: Mutex<VecDeque<TokenReply>>,
     issued: Mutex<Vec<String>>,
+    /// Tokens no longer accepted (answered 401).
+    revoked: Mutex<Vec<String>>,
     /// Every token request: the grant's claims (service account) or `metadata`.
     token_requests: Mutex<Vec<Value>>,
     /// Secret Manager: secret name → (version number, value); the last is `latest`.
@@ -184,6 +186,12 @@ impl FakeGoogle {
 
     pub fn script_tokens(&self, replies: Vec<TokenReply>) {
         self.state.token_script.lock().unwrap().extend(replies);
+    }
+
+    /// Every token issued so far is refused from now on.
+    pub fn revoke_tokens(&self) {
+        let issued = self.state.issued.lock().unwrap().clone();
+        self.state.revoked.lock().unwrap().extend(issued);
     }
 
     pub fn token_requests(&self) -> Vec<Value> {
@@ -346,11 +354,13 @@ fn record(state: &Fake, path: String, headers: &HeaderMap, body: &[u8]) -> bool 
         content_type: header(headers, "content-type"),
         body: serde_json::from_slice(body).unwrap_or(Value::Null),
     });
+    let revoked = state.revoked.lock().unwrap().clone();
     state
         .issued
         .lock()
         .unwrap()
         .iter()
+        .filter(|token| !revoked.contains(token))
         .any(|token| authorization == format!("Bearer {token}"))
 }
 

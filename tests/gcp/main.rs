@@ -18,6 +18,7 @@ mod common;
 )]
 #[path = "../store/databases.rs"]
 mod databases;
+mod documents;
 mod emulator;
 mod fake_google;
 #[expect(
@@ -27,6 +28,7 @@ mod fake_google;
 )]
 #[path = "../analytics/helpers.rs"]
 mod helpers;
+mod plan;
 #[expect(
     dead_code,
     reason = "the analytics scenario; this binary uses its history"
