@@ -1,7 +1,7 @@
 # herald for Cloud Run (docs/cloud-run.md): a stripped release binary on a distroless base that
 # has glibc, libgcc and CA certificates and nothing else (no shell, no package manager).
 #   docker build -t herald .
-#   docker run -p 8080:8080 -e HERALD_WEBHOOK_SECRET=... -e HERALD_ALLOW_EPHEMERAL_STORE=true herald
+#   docker run -p 8080:8080 -e HERALD_WEBHOOK_SECRET=... herald
 
 FROM rust:1.95-bookworm AS build
 WORKDIR /src

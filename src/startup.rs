@@ -53,6 +53,7 @@ pub async fn serve_with(
     let redeliver = PeriodicRedeliver::from_config(&config.redeliver, &config.github)?;
     let secret_name = crate::gcp::webhook_secret::name(&config.secrets.secret_manager)?;
     let google = google_auth(&config, &plan, secret_name.is_some())?;
+    check_credentials(google.as_ref(), secret_name.is_some()).await?;
     let (secrets, source, refresher) =
         webhook_secrets(&config, secret_name, google.as_ref()).await?;
     let store = Store::connect(&config.database).await?;
@@ -319,6 +320,28 @@ fn google_auth(
     let auth = GoogleAuth::from_config(&config.google)?;
     tracing::info!(credentials = %auth.describe(), "Google credentials");
     Ok(Some(auth))
+}
+
+/// BigQuery destinations need a token: credentials that cannot give one (none, a key Google
+/// refuses) stop start-up now rather than dead-letter every row later; an outage is only logged.
+/// (With Secret Manager, reading the secret has asked already.)
+async fn check_credentials(
+    google: Option<&Arc<GoogleAuth>>,
+    secret_manager: bool,
+) -> anyhow::Result<()> {
+    let Some(auth) = google.filter(|_| !secret_manager) else {
+        return Ok(());
+    };
+    match auth.token().await {
+        Ok(_) => Ok(()),
+        Err(error) if error.is_transient() => {
+            tracing::warn!(error = %error, "no Google access token yet; BigQuery rows wait and are retried");
+            Ok(())
+        }
+        Err(error) => {
+            Err(anyhow::Error::new(error).context("BigQuery destinations need Google credentials"))
+        }
+    }
 }
 
 fn build_sink(

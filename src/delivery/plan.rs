@@ -26,6 +26,9 @@ pub const STDOUT: &str = "stdout";
 pub const BIGQUERY: &str = "bigquery";
 /// How long one BigQuery request may take by default (a request carries up to 9 MB).
 const BIGQUERY_TIMEOUT: Duration = Duration::from_secs(30);
+/// BigQuery requests in flight at once by default: each carries up to 500 rows, so two keep up
+/// with any webhook stream without holding thousands of payloads in memory.
+const BIGQUERY_CONCURRENCY: usize = 2;
 /// Bursts Slack tolerates above its steady rate.
 const SLACK_BURST: u32 = 5;
 
@@ -311,7 +314,7 @@ fn bigquery_from_env(
             timeout: BIGQUERY_TIMEOUT,
         },
         limits: LaneLimits {
-            concurrency,
+            concurrency: concurrency.min(BIGQUERY_CONCURRENCY),
             batch_size: crate::sinks::BIGQUERY_MAX_ROWS,
             max_per_second: 0.0,
             burst: 1,
@@ -436,6 +439,11 @@ fn resolve(
             ));
             (Target::Stdout, 0.0, 1, 1)
         }
+    };
+    let default_concurrency = if config.kind == DestinationKind::Bigquery {
+        default_concurrency.min(BIGQUERY_CONCURRENCY)
+    } else {
+        default_concurrency
     };
     let limits = LaneLimits {
         concurrency: config.concurrency.unwrap_or(default_concurrency),

@@ -264,6 +264,64 @@ async fn a_token_bigquery_refuses_is_replaced_by_a_new_one() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_will_not_start_a_bigquery_destination_without_credentials() {
+    let port = crate::common::free_port();
+    let builder = AppBuilder::new().args(&[
+        "--bigquery-table",
+        TABLE,
+        "--gce-metadata-host",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    let message = crate::secret_manager::start_up_error(builder).await;
+    assert!(
+        message.starts_with("BigQuery destinations need Google credentials: no Google credentials"),
+        "{message}"
+    );
+    // A key Google refuses stops it too; a token endpoint that is down does not.
+    let google = FakeGoogle::start().await;
+    let key = crate::fake_google::TestKey::generate();
+    google.trust(&crate::fake_google::TestKey::generate());
+    let path = key.key_file(&google.token_uri()).display().to_string();
+    let refused = AppBuilder::new().args(&[
+        "--bigquery-table",
+        TABLE,
+        "--google-application-credentials",
+        &path,
+    ]);
+    let message = crate::secret_manager::start_up_error(refused).await;
+    assert!(
+        message.contains("invalid_grant: Invalid JWT Signature."),
+        "{message}"
+    );
+    google.trust(&key);
+    google.script_tokens(vec![crate::fake_google::TokenReply::Status(
+        503,
+        "backend_error",
+    )]);
+    let app = AppBuilder::new()
+        .args(&[
+            "--bigquery-table",
+            TABLE,
+            "--bigquery-api-url",
+            &google.address,
+            "--google-application-credentials",
+            &path,
+        ])
+        .spawn()
+        .await;
+    assert_eq!(
+        app.send("issues", "after-outage", &crate::common::opened_issue(1))
+            .await
+            .status(),
+        202
+    );
+    wait_until("the row reaches BigQuery once a token is had", || async {
+        !google.requests_to("insertAll").is_empty()
+    })
+    .await;
+}
+
 /// herald serving with the `bigquery` destination of `HERALD_BIGQUERY_TABLE` on the fake.
 async fn serve(google: &FakeGoogle) -> crate::common::TestApp {
     AppBuilder::new()

@@ -21,6 +21,7 @@ use crate::helpers::{TestApp, run_herald};
 /// The emulator's base URL; `None` (with a notice) where it is not running, unless
 /// `HERALD_REQUIRE_BIGQUERY_EMULATOR=1`, where that fails the test.
 fn emulator() -> Option<String> {
+    crate::common::install_crypto();
     match std::env::var("HERALD_TEST_BIGQUERY_EMULATOR") {
         Ok(url) if !url.is_empty() => Some(url.trim_end_matches('/').to_owned()),
         _ => {
@@ -174,6 +175,34 @@ async fn setup_creates_a_dataset_and_a_partitioned_clustered_table_once() {
             "received_at",
             "payload"
         ]
+    );
+    // A table of that name made for something else is not written to.
+    let other = format!("p1.{dataset}.other");
+    let made = reqwest::Client::new()
+        .post(format!(
+            "{emulator}/bigquery/v2/projects/p1/datasets/{dataset}/tables"
+        ))
+        .json(&json!({
+            "tableReference": {"projectId": "p1", "datasetId": dataset, "tableId": "other"},
+            "schema": {"fields": [
+                {"name": "delivery_id", "type": "STRING"},
+                {"name": "issue_number", "type": "STRING"}
+            ]}
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert!(made.status().is_success());
+    let refused = bigquery_command(&["setup", "--table", &other], &emulator, &google).await;
+    assert!(!refused.success);
+    assert!(
+        refused.stderr.contains(&format!(
+            "the table {other} exists but herald cannot write to it"
+        )) && refused
+            .stderr
+            .contains("column issue_number is STRING, herald writes INT64")
+            && refused.stderr.contains("column payload (JSON) is missing"),
+        "{refused:?}"
     );
 }
 

@@ -55,6 +55,7 @@ fn the_environments_table_gets_every_event() {
     assert_eq!(table.to_string(), "p1.herald.events");
     assert_eq!(api_url, "https://bigquery.googleapis.com");
     assert_eq!(plan.destination("bigquery").unwrap().limits.batch_size, 500);
+    assert_eq!(plan.destination("bigquery").unwrap().limits.concurrency, 2);
     assert_eq!(destinations(&plan, "push", ""), ["bigquery"]);
     assert_eq!(
         destinations(&plan, "issues", "opened"),

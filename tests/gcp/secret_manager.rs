@@ -94,6 +94,27 @@ async fn a_replaced_value_stops_verifying_when_its_grace_ends() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_test_signs_with_the_first_of_the_secrets_in_secret_manager() {
+    let google = FakeGoogle::start().await;
+    google.add_secret_version(SECRET, "first-s3cret,older-s3cret\n");
+    let app = builder(&google, "5m", "1h").spawn().await;
+    assert_eq!(send_signed(&app, "older-s3cret").await, 202, "both verify");
+    let host = google.metadata_host();
+    let url = format!("{}/webhook", app.address);
+    let sent = crate::helpers::run_herald(
+        &["send-test", "--url", &url, "--delivery", "from-send-test"],
+        &[
+            ("HERALD_WEBHOOK_SECRET_GCP", SECRET),
+            ("HERALD_SECRET_MANAGER_API_URL", &google.address),
+            ("GCE_METADATA_HOST", &host),
+        ],
+    )
+    .await;
+    assert!(sent.success, "{sent:?}");
+    assert!(sent.stdout.contains("-> HTTP 202"), "{sent:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_refreshes_keep_the_secret_in_use() {
     let google = FakeGoogle::start().await;
     google.add_secret_version(SECRET, "first-s3cret");
@@ -120,7 +141,7 @@ async fn failed_refreshes_keep_the_secret_in_use() {
 }
 
 /// Runs serve's start-up with `builder`; it must fail. Returns the error's text.
-async fn start_up_error(builder: AppBuilder) -> String {
+pub async fn start_up_error(builder: AppBuilder) -> String {
     crate::common::install_crypto();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let shutdown = tokio_util::sync::CancellationToken::new();
