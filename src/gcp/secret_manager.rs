@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -62,6 +62,17 @@ impl FromStr for SecretVersionName {
             secret: secret.to_owned(),
             version: version.to_owned(),
         })
+    }
+}
+
+impl SecretVersionName {
+    /// The same secret's version `version`.
+    #[must_use]
+    pub fn version(&self, version: u64) -> Self {
+        Self {
+            version: version.to_string(),
+            ..self.clone()
+        }
     }
 }
 
@@ -179,9 +190,46 @@ impl SecretManager {
         &self,
         name: &SecretVersionName,
     ) -> Result<AccessedSecret, SecretManagerError> {
+        let text = self.get(name, ":access").await?;
+        decode_answer(&name.to_string(), &text)
+    }
+
+    /// When a version was created: `GET {base}/v1/{name}` (its metadata, which needs
+    /// `secretmanager.versions.get`, in `roles/secretmanager.viewer`, not in the accessor role).
+    pub async fn created(
+        &self,
+        name: &SecretVersionName,
+    ) -> Result<SystemTime, SecretManagerError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Metadata {
+            create_time: Option<String>,
+        }
+        let shown = name.to_string();
+        let text = self.get(name, "").await?;
+        let corrupt = |detail: String| SecretManagerError::Corrupt {
+            name: shown.clone(),
+            detail,
+        };
+        let metadata: Metadata = serde_json::from_str(&text)
+            .map_err(|error| corrupt(format!("the answer is not a secret version: {error}")))?;
+        let text = metadata
+            .create_time
+            .ok_or_else(|| corrupt("the answer has no createTime".into()))?;
+        let at = time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
+            .map_err(|_| corrupt(format!("createTime {text:?} is not a time")))?;
+        Ok(SystemTime::from(at))
+    }
+
+    /// `GET {base}/v1/{name}{suffix}` with a token; the answer's text, or the error it means.
+    async fn get(
+        &self,
+        name: &SecretVersionName,
+        suffix: &str,
+    ) -> Result<String, SecretManagerError> {
         let shown = name.to_string();
         let token = self.auth.token().await?;
-        let url = format!("{}/v1/{shown}:access", self.base);
+        let url = format!("{}/v1/{shown}{suffix}", self.base);
         let response = self
             .http
             .get(&url)
@@ -237,7 +285,7 @@ impl SecretManager {
                 },
             });
         }
-        decode_answer(&shown, &text)
+        Ok(text)
     }
 }
 

@@ -48,6 +48,13 @@ impl Rotation {
         }
     }
 
+    /// Keeps `value` verifying until `until` (a version replaced before this process started).
+    pub fn retire(&mut self, value: WebhookSecrets, until: Instant) {
+        if !value.same_as(&self.current) {
+            self.retired.push((value, until));
+        }
+    }
+
     /// Takes a value just read.
     pub fn observe(&mut self, value: WebhookSecrets, version: String, now: Instant) -> Change {
         if value.same_as(&self.current) {
@@ -115,6 +122,51 @@ pub async fn read(
     Ok((secrets, secret.version))
 }
 
+/// The version before `current` when `current` replaced it less than `grace` ago, with when its
+/// grace ends: a process started during a rotation accepts what the others still accept. Only
+/// for `latest`; anything that cannot be read (the version's creation time needs
+/// `roles/secretmanager.viewer`; the previous version may be disabled or destroyed) just leaves
+/// the previous version out.
+async fn previous_in_grace(
+    manager: &SecretManager,
+    name: &SecretVersionName,
+    current: &str,
+    grace: Duration,
+) -> Option<(WebhookSecrets, Instant)> {
+    if name.version != "latest" {
+        return None;
+    }
+    let number: u64 = current.rsplit('/').next()?.parse().ok()?;
+    let previous = number.checked_sub(1).filter(|previous| *previous > 0)?;
+    let created = match manager.created(&name.version(number)).await {
+        Ok(created) => created,
+        Err(error) => {
+            tracing::info!(secret = %name, error = %error, "cannot tell when the current webhook secret version was created, so the previous one is not accepted; grant roles/secretmanager.viewer on the secret to keep a rotation's grace period across restarts");
+            return None;
+        }
+    };
+    let age = std::time::SystemTime::now()
+        .duration_since(created)
+        .unwrap_or(Duration::ZERO);
+    let left = grace.checked_sub(age).filter(|left| !left.is_zero())?;
+    match manager.access(&name.version(previous)).await {
+        Ok(secret) => {
+            let value = WebhookSecrets::parse(secret.value.expose_secret()).ok()?;
+            tracing::info!(
+                secret = %name,
+                previous = %secret.version,
+                grace_left_seconds = left.as_secs(),
+                "the webhook secret was rotated recently; the previous version keeps verifying until its grace period ends"
+            );
+            Some((value, Instant::now() + left))
+        }
+        Err(error) => {
+            tracing::info!(secret = %name, error = %error, "the previous webhook secret version cannot be read; only the current one verifies");
+            None
+        }
+    }
+}
+
 /// Keeps a verifier's secrets in step with Secret Manager.
 pub struct Refresher {
     manager: SecretManager,
@@ -139,15 +191,17 @@ impl Refresher {
         }
         let manager = SecretManager::new(&config.secret_manager_api_url, auth)?;
         let (secrets, version) = read(&manager, &name).await?;
+        let grace = config.webhook_secret_grace;
+        let mut rotation = Rotation::new(secrets, version.clone(), grace);
+        if let Some((previous, until)) = previous_in_grace(&manager, &name, &version, grace).await {
+            rotation.retire(previous, until);
+        }
+        let secrets = rotation.effective();
         let refresher = Self {
             manager,
             name,
             interval: config.webhook_secret_refresh,
-            rotation: Rotation::new(
-                secrets.clone(),
-                version.clone(),
-                config.webhook_secret_grace,
-            ),
+            rotation,
         };
         Ok((secrets, version, refresher))
     }

@@ -116,6 +116,9 @@ pub struct ApiRequest {
     pub body: Value,
 }
 
+/// A secret version: its number, value and creation time.
+type SecretVersion = (u32, String, std::time::SystemTime);
+
 #[derive(Default)]
 struct Fake {
     public_der: Mutex<Option<Vec<u8>>>,
@@ -125,8 +128,10 @@ struct Fake {
     revoked: Mutex<Vec<String>>,
     /// Every token request: the grant's claims (service account) or `metadata`.
     token_requests: Mutex<Vec<Value>>,
-    /// Secret Manager: secret name → (version number, value); the last is `latest`.
-    secrets: Mutex<HashMap<String, Vec<(u32, String)>>>,
+    /// Secret Manager: secret name → (version number, value, created); the last is `latest`.
+    secrets: Mutex<HashMap<String, Vec<SecretVersion>>>,
+    /// Secret Manager refuses versions' metadata (the accessor role alone).
+    deny_metadata: Mutex<bool>,
     /// Secret Manager: an error status answered instead, for a while.
     secret_status: Mutex<Option<(u16, &'static str)>>,
     insert_script: Mutex<VecDeque<InsertReply>>,
@@ -200,11 +205,21 @@ impl FakeGoogle {
 
     /// Adds a version to a secret (`projects/P/secrets/S`); it becomes `latest`.
     pub fn add_secret_version(&self, secret: &str, value: &str) -> u32 {
+        self.add_secret_version_aged(secret, value, Duration::ZERO)
+    }
+
+    /// Adds a version created `age` ago.
+    pub fn add_secret_version_aged(&self, secret: &str, value: &str, age: Duration) -> u32 {
         let mut secrets = self.state.secrets.lock().unwrap();
         let versions = secrets.entry(secret.to_owned()).or_default();
         let number = versions.len() as u32 + 1;
-        versions.push((number, value.to_owned()));
+        versions.push((number, value.to_owned(), std::time::SystemTime::now() - age));
         number
+    }
+
+    /// Refuse (403) or answer requests for versions' metadata.
+    pub fn deny_metadata(&self, deny: bool) {
+        *self.state.deny_metadata.lock().unwrap() = deny;
     }
 
     /// Secret Manager answers this error (or again normally with `None`).
@@ -373,11 +388,20 @@ async fn access_secret(
     if !record(&state, path, &headers, b"") {
         return google_error(401, "UNAUTHENTICATED", "unauthenticated", None);
     }
-    let Some(version) = version.strip_suffix(":access") else {
-        return google_error(404, "NOT_FOUND", "notFound", None);
+    let (version, access) = match version.strip_suffix(":access") {
+        Some(version) => (version.to_owned(), true),
+        None => (version, false),
     };
     if let Some((status, message)) = *state.secret_status.lock().unwrap() {
         return google_error(status, "FAILED", message, None);
+    }
+    if !access && *state.deny_metadata.lock().unwrap() {
+        return google_error(
+            403,
+            "PERMISSION_DENIED",
+            "secretmanager.versions.get denied",
+            None,
+        );
     }
     let name = format!("projects/{project}/secrets/{secret}");
     let secrets = state.secrets.lock().unwrap();
@@ -387,10 +411,10 @@ async fn access_secret(
         } else {
             versions
                 .iter()
-                .find(|(number, _)| number.to_string() == version)
+                .find(|(number, _, _)| number.to_string() == version)
         }
     });
-    let Some((number, value)) = found else {
+    let Some((number, value, created)) = found else {
         return google_error(
             404,
             "NOT_FOUND",
@@ -398,6 +422,17 @@ async fn access_secret(
             None,
         );
     };
+    if !access {
+        let created = time::OffsetDateTime::from(*created)
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        return Json(json!({
+            "name": format!("projects/123456/secrets/{secret}/versions/{number}"),
+            "createTime": created,
+            "state": "ENABLED",
+        }))
+        .into_response();
+    }
     Json(json!({
         "name": format!("projects/123456/secrets/{secret}/versions/{number}"),
         "payload": {

@@ -94,6 +94,47 @@ async fn a_replaced_value_stops_verifying_when_its_grace_ends() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_started_during_a_rotations_grace_accepts_the_previous_value() {
+    use std::time::Duration;
+    let google = FakeGoogle::start().await;
+    google.add_secret_version_aged(SECRET, "first-s3cret", Duration::from_secs(7200));
+    google.add_secret_version_aged(SECRET, "second-s3cret", Duration::from_secs(600));
+    let app = builder(&google, "5m", "1h").spawn().await;
+    assert_eq!(send_signed(&app, "second-s3cret").await, 202);
+    assert_eq!(
+        send_signed(&app, "first-s3cret").await,
+        202,
+        "replaced 10 minutes ago"
+    );
+    assert!(
+        google
+            .requests_to("/secrets/")
+            .iter()
+            .any(|read| read.path == "/v1/projects/p1/secrets/github-webhook/versions/2"),
+        "the current version's creation time was read"
+    );
+    // Replaced longer ago than the grace period: only the current value.
+    let app = builder(&google, "5m", "5m").spawn().await;
+    assert_eq!(send_signed(&app, "second-s3cret").await, 202);
+    assert_eq!(send_signed(&app, "first-s3cret").await, 401);
+    // Without the permission to read a version's metadata, only the current value; serve runs.
+    google.deny_metadata(true);
+    let app = builder(&google, "5m", "1h").spawn().await;
+    assert_eq!(send_signed(&app, "first-s3cret").await, 401);
+    google.deny_metadata(false);
+    // A pinned version is the only one.
+    let app = builder(&google, "5m", "1h")
+        .arg(
+            "--webhook-secret-gcp",
+            "projects/p1/secrets/github-webhook/versions/2",
+        )
+        .spawn()
+        .await;
+    assert_eq!(send_signed(&app, "second-s3cret").await, 202);
+    assert_eq!(send_signed(&app, "first-s3cret").await, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_test_signs_with_the_first_of_the_secrets_in_secret_manager() {
     let google = FakeGoogle::start().await;
     google.add_secret_version(SECRET, "first-s3cret,older-s3cret\n");
