@@ -113,6 +113,72 @@ pub struct SecretConfig {
     /// Where a secret is generated (mode 0600) when none is configured.
     #[arg(long, env = "HERALD_SECRET_PATH", default_value = "herald.secret")]
     pub secret_path: PathBuf,
+    #[command(flatten)]
+    pub secret_manager: SecretManagerConfig,
+}
+
+impl SecretConfig {
+    /// Whether any secret is configured (rather than generated or reused from `secret_path`).
+    pub fn is_configured(&self) -> bool {
+        self.webhook_secret.is_some()
+            || self.webhook_secret_file.is_some()
+            || self.secret_manager.webhook_secret_gcp.is_some()
+    }
+}
+
+/// The webhook secret kept in Google Secret Manager, read at start and again periodically so a
+/// rotation takes effect without a restart.
+#[derive(Debug, Clone, Args)]
+pub struct SecretManagerConfig {
+    /// `projects/P/secrets/S` or `projects/P/secrets/S/versions/V` (default version `latest`).
+    #[arg(long, env = "HERALD_WEBHOOK_SECRET_GCP")]
+    pub webhook_secret_gcp: Option<String>,
+    /// Secret Manager's base URL (tests point it at a local fake).
+    #[arg(
+        long,
+        env = "HERALD_SECRET_MANAGER_API_URL",
+        default_value = "https://secretmanager.googleapis.com"
+    )]
+    pub secret_manager_api_url: String,
+    /// How often the secret is read again.
+    #[arg(long, env = "HERALD_WEBHOOK_SECRET_REFRESH", default_value = "5m", value_parser = parse_duration)]
+    pub webhook_secret_refresh: Duration,
+    /// How long a replaced secret keeps verifying after a new version is seen.
+    #[arg(long, env = "HERALD_WEBHOOK_SECRET_GRACE", default_value = "1h", value_parser = parse_duration)]
+    pub webhook_secret_grace: Duration,
+}
+
+/// Where Google credentials come from, as Google's own client libraries look for them: a
+/// service-account key file, else the metadata server (Cloud Run, GCE, GKE). One cached token is
+/// shared by every Google client of the process.
+#[derive(Debug, Clone, Args)]
+pub struct GoogleConfig {
+    /// A service-account key file (JSON); its `token_uri` is where tokens are asked for.
+    #[arg(long, env = "GOOGLE_APPLICATION_CREDENTIALS")]
+    pub google_application_credentials: Option<PathBuf>,
+    /// The metadata server, `host[:port]` (read by Google's libraries under the same name).
+    #[arg(
+        long,
+        env = "GCE_METADATA_HOST",
+        default_value = "metadata.google.internal"
+    )]
+    pub gce_metadata_host: String,
+}
+
+/// The BigQuery destination the environment describes (`HERALD_BIGQUERY_TABLE`), and the API's
+/// address for every BigQuery destination.
+#[derive(Debug, Clone, Args)]
+pub struct BigQueryConfig {
+    /// `project.dataset.table`: stream every event there (a destination named `bigquery`).
+    #[arg(long, env = "HERALD_BIGQUERY_TABLE")]
+    pub bigquery_table: Option<String>,
+    /// BigQuery's base URL (tests point it at a local fake or the emulator).
+    #[arg(
+        long,
+        env = "HERALD_BIGQUERY_API_URL",
+        default_value = "https://bigquery.googleapis.com"
+    )]
+    pub bigquery_api_url: String,
 }
 
 /// Everything `herald serve` needs.
@@ -186,6 +252,14 @@ pub struct ServeConfig {
     /// Google Cloud project, to link logs to request traces in Cloud Logging.
     #[arg(long, env = "GOOGLE_CLOUD_PROJECT")]
     pub gcp_project: Option<String>,
+    /// Allow a SQLite store on Cloud Run, whose disk is memory and is lost with the instance.
+    #[arg(long, env = "HERALD_ALLOW_EPHEMERAL_STORE", default_value = "false", value_parser = parse_bool,
+          num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub allow_ephemeral_store: bool,
+    #[command(flatten)]
+    pub bigquery: BigQueryConfig,
+    #[command(flatten)]
+    pub google: GoogleConfig,
     /// Longest shutdown waits, in all, for requests, queued commits and delivery attempts in
     /// flight (Cloud Run kills an instance about 10 s after SIGTERM).
     #[arg(long, env = "HERALD_SHUTDOWN_GRACE", default_value = "8s", value_parser = parse_duration)]
@@ -351,6 +425,12 @@ mod tests {
             webhook_secret: Some(SecretString::from("hunter2")),
             webhook_secret_file: None,
             secret_path: "herald.secret".into(),
+            secret_manager: SecretManagerConfig {
+                webhook_secret_gcp: None,
+                secret_manager_api_url: "http://127.0.0.1:9".into(),
+                webhook_secret_refresh: Duration::from_secs(300),
+                webhook_secret_grace: Duration::from_secs(3600),
+            },
         };
         assert!(!format!("{config:?}").contains("hunter2"));
         let github = GithubApiConfig {

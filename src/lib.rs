@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod delivery;
 pub mod domain;
+pub mod gcp;
 pub mod github;
 pub mod http;
 pub mod metrics;

@@ -11,13 +11,15 @@ use tokio_util::sync::CancellationToken;
 use crate::config::ServeConfig;
 use crate::delivery::{Lane, LaneLimits, LaneSettings, Plan, PlanErrors, Target};
 use crate::domain::Wakers;
+use crate::gcp::webhook_secret::Refresher;
+use crate::gcp::{BigQuery, GoogleAuth, SecretVersionName};
 use crate::github::SecretSource;
 use crate::github::{SignatureVerifier, WebhookSecrets, load_secrets};
 use crate::http::{ApiToken, AppState, BodyBudget, router};
 use crate::metrics::Metrics;
 use crate::redeliver::{PeriodicRedeliver, run_periodically};
 use crate::routes::{BuiltIn, Router};
-use crate::sinks::{AnalyticsSink, ConsoleNotifier, Sink, SlackWebhook};
+use crate::sinks::{AnalyticsSink, BigQuerySink, ConsoleNotifier, Sink, SlackWebhook};
 use crate::store::{Backend, EventWriter, Store};
 use crate::supervisor::{Importance, Supervisor, TaskHealth};
 
@@ -48,18 +50,13 @@ pub async fn serve_with(
     let mut plan = validate(&config)?;
     let extra_sinks = add_extras(&mut plan, extras);
     let redeliver = PeriodicRedeliver::from_config(&config.redeliver, &config.github)?;
-    let (secrets, source) = load_secrets(&config.secrets)?;
+    let secret_name = crate::gcp::webhook_secret::name(&config.secrets.secret_manager)?;
+    let google = google_auth(&config, &plan, secret_name.is_some())?;
+    check_credentials(google.as_ref(), secret_name.is_some()).await?;
+    let (secrets, source, refresher) =
+        webhook_secrets(&config, secret_name, google.as_ref()).await?;
     let store = Store::connect(&config.database).await?;
-    if store.backend() == Backend::Sqlite {
-        // SQLite has one owner: leases left by a crashed run are ours to take back now.
-        let released = store
-            .release_leases()
-            .await
-            .context("releasing stale leases")?;
-        if released > 0 {
-            tracing::info!(released, "resuming deliveries left by the previous run");
-        }
-    }
+    release_stale_leases(&store).await?;
     warn_about_unknown_destinations(&store, &plan).await;
     let metrics = Arc::new(Metrics::new());
     let wakers = Wakers::new(plan.names());
@@ -84,14 +81,24 @@ pub async fn serve_with(
         &extra_sinks,
         &config,
         &store,
+        google.as_ref(),
         &wakers,
         &metrics,
         &lanes_stop,
     )?;
     spawn_store_tasks(&mut supervisor, &store, &wakers, &lanes_stop);
 
+    let verifier = Arc::new(SignatureVerifier::new(secrets.clone(), config.allow_sha1));
+    if let Some(refresher) = refresher {
+        let (verifier, stop) = (Arc::clone(&verifier), shutdown.child_token());
+        supervisor.spawn(
+            "the webhook secret refresh",
+            Importance::Normal,
+            refresher.run(verifier, stop),
+        );
+    }
     let state = AppState {
-        verifier: Arc::new(SignatureVerifier::new(secrets.clone(), config.allow_sha1)),
+        verifier,
         writer,
         router: Arc::clone(&plan.router),
         tasks: health,
@@ -106,14 +113,7 @@ pub async fn serve_with(
     announce_plan(&plan);
     tracing::info!(%address, backend = ?store.backend(), "herald is listening");
 
-    if let Some(redeliver) = redeliver {
-        // Stops with the shutdown signal, at once: a pass cut short is made again by the next one.
-        let (store, stop) = (store.clone(), shutdown.child_token());
-        supervisor.spawn("periodic redeliver", Importance::Normal, async move {
-            run_periodically(redeliver, store, stop).await;
-            Ok(())
-        });
-    }
+    spawn_redeliver(&mut supervisor, redeliver, &store, &shutdown);
     let server = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let mut served = tokio::spawn(server.into_future());
@@ -151,6 +151,37 @@ pub async fn serve_with(
     Ok(())
 }
 
+/// The periodic redeliver pass, when configured. It stops with the shutdown signal, at once: a
+/// pass cut short is made again by the next one.
+fn spawn_redeliver(
+    supervisor: &mut Supervisor,
+    redeliver: Option<PeriodicRedeliver>,
+    store: &Store,
+    shutdown: &CancellationToken,
+) {
+    if let Some(redeliver) = redeliver {
+        let (store, stop) = (store.clone(), shutdown.child_token());
+        supervisor.spawn("periodic redeliver", Importance::Normal, async move {
+            run_periodically(redeliver, store, stop).await;
+            Ok(())
+        });
+    }
+}
+
+/// SQLite has one owner: leases left by a crashed run are ours to take back now.
+async fn release_stale_leases(store: &Store) -> anyhow::Result<()> {
+    if store.backend() == Backend::Sqlite {
+        let released = store
+            .release_leases()
+            .await
+            .context("releasing stale leases")?;
+        if released > 0 {
+            tracing::info!(released, "resuming deliveries left by the previous run");
+        }
+    }
+    Ok(())
+}
+
 /// One lane per destination, under watch.
 #[expect(
     clippy::too_many_arguments,
@@ -162,6 +193,7 @@ fn spawn_lanes(
     extra_sinks: &[(String, Arc<dyn Sink>)],
     config: &ServeConfig,
     store: &Store,
+    google: Option<&Arc<GoogleAuth>>,
     wakers: &Wakers,
     metrics: &Arc<Metrics>,
     stop: &CancellationToken,
@@ -182,7 +214,7 @@ fn spawn_lanes(
             .find(|(name, _)| name.as_str() == &*destination.name)
         {
             Some((_, sink)) => Arc::clone(sink),
-            None => build_sink(&destination.target, store)?,
+            None => build_sink(&destination.target, store, google)?,
         };
         let lane = Lane::new(
             Arc::clone(&destination.name),
@@ -249,13 +281,88 @@ fn add_extras(plan: &mut Plan, extras: Extras) -> Vec<(String, Arc<dyn Sink>)> {
     sinks
 }
 
-fn build_sink(target: &Target, store: &Store) -> anyhow::Result<Arc<dyn Sink>> {
+/// The webhook secrets: from Secret Manager when `name` is configured (then with the task that
+/// keeps them current), else from the environment, a file, or generated.
+async fn webhook_secrets(
+    config: &ServeConfig,
+    name: Option<SecretVersionName>,
+    google: Option<&Arc<GoogleAuth>>,
+) -> anyhow::Result<(WebhookSecrets, SecretSource, Option<Refresher>)> {
+    if let (Some(name), Some(auth)) = (name, google) {
+        let settings = &config.secrets.secret_manager;
+        let (secrets, version, refresher) =
+            Refresher::start(settings, name, Arc::clone(auth)).await?;
+        return Ok((
+            secrets,
+            SecretSource::SecretManager(version),
+            Some(refresher),
+        ));
+    }
+    let (secrets, source) = load_secrets(&config.secrets)?;
+    Ok((secrets, source, None))
+}
+
+/// The process's Google credentials, when something needs them (Secret Manager, BigQuery): one
+/// token cache for every Google client. A broken key file stops start-up here.
+fn google_auth(
+    config: &ServeConfig,
+    plan: &Plan,
+    secret_manager: bool,
+) -> anyhow::Result<Option<Arc<GoogleAuth>>> {
+    let bigquery = plan
+        .destinations
+        .iter()
+        .any(|destination| matches!(destination.target, Target::Bigquery { .. }));
+    if !secret_manager && !bigquery {
+        return Ok(None);
+    }
+    let auth = GoogleAuth::from_config(&config.google)?;
+    tracing::info!(credentials = %auth.describe(), "Google credentials");
+    Ok(Some(auth))
+}
+
+/// BigQuery destinations need a token: credentials that cannot give one (none, a key Google
+/// refuses) stop start-up now rather than dead-letter every row later; an outage is only logged.
+/// (With Secret Manager, reading the secret has asked already.)
+async fn check_credentials(
+    google: Option<&Arc<GoogleAuth>>,
+    secret_manager: bool,
+) -> anyhow::Result<()> {
+    let Some(auth) = google.filter(|_| !secret_manager) else {
+        return Ok(());
+    };
+    match auth.token().await {
+        Ok(_) => Ok(()),
+        Err(error) if error.is_transient() => {
+            tracing::warn!(error = %error, "no Google access token yet; BigQuery rows wait and are retried");
+            Ok(())
+        }
+        Err(error) => {
+            Err(anyhow::Error::new(error).context("BigQuery destinations need Google credentials"))
+        }
+    }
+}
+
+fn build_sink(
+    target: &Target,
+    store: &Store,
+    google: Option<&Arc<GoogleAuth>>,
+) -> anyhow::Result<Arc<dyn Sink>> {
     Ok(match target {
         Target::SlackWebhook { url, timeout } => {
             Arc::new(SlackWebhook::new(url.clone(), *timeout)?)
         }
         Target::Stdout => Arc::new(ConsoleNotifier),
         Target::Analytics => Arc::new(AnalyticsSink::new(store.clone())),
+        Target::Bigquery {
+            table,
+            api_url,
+            timeout,
+        } => {
+            let auth = google.context("BigQuery destinations need Google credentials")?;
+            let client = BigQuery::new(api_url, Arc::clone(auth), *timeout)?;
+            Arc::new(BigQuerySink::new(client, table.clone()))
+        }
     })
 }
 
@@ -297,19 +404,41 @@ pub fn validate(config: &ServeConfig) -> anyhow::Result<Plan> {
 
 /// Configurations that would misbehave only later, in production.
 fn production_problems(config: &ServeConfig) -> Vec<String> {
+    let mut problems = Vec::new();
     let secrets = &config.secrets;
-    let would_generate = secrets.webhook_secret.is_none()
-        && secrets.webhook_secret_file.is_none()
-        && !secrets.secret_path.exists();
+    if secrets.secret_manager.webhook_secret_gcp.is_some()
+        && (secrets.webhook_secret.is_some() || secrets.webhook_secret_file.is_some())
+    {
+        problems.push(
+            "HERALD_WEBHOOK_SECRET_GCP is set together with HERALD_WEBHOOK_SECRET or \
+             HERALD_WEBHOOK_SECRET_FILE; keep one source of webhook secrets (Secret Manager keeps \
+             the previous value verifying during a rotation by itself)"
+                .to_owned(),
+        );
+    }
+    let would_generate = !secrets.is_configured() && !secrets.secret_path.exists();
     let shared = config.database.database_url.starts_with("postgres");
     if would_generate && (config.cloud_run_service.is_some() || shared) {
-        return vec![
-            "set HERALD_WEBHOOK_SECRET or HERALD_WEBHOOK_SECRET_FILE: on Cloud Run or with a shared \
-             PostgreSQL store every instance would generate a different secret"
+        problems.push(
+            "set HERALD_WEBHOOK_SECRET or HERALD_WEBHOOK_SECRET_FILE (or HERALD_WEBHOOK_SECRET_GCP): \
+             on Cloud Run or with a shared PostgreSQL store every instance would generate a \
+             different secret"
                 .to_owned(),
-        ];
+        );
     }
-    Vec::new()
+    if config.cloud_run_service.is_some()
+        && config.database.database_url.starts_with("sqlite:")
+        && !config.allow_ephemeral_store
+    {
+        problems.push(
+            "refusing to keep the store in SQLite on Cloud Run: the container's disk is memory, \
+             lost with every event not yet delivered when the instance stops or scales in. Use \
+             Cloud SQL for PostgreSQL (HERALD_DATABASE_URL=postgres://USER:PASSWORD@/DB?host=/cloudsql/PROJECT:REGION:INSTANCE, \
+             see docs/cloud-run.md), or set HERALD_ALLOW_EPHEMERAL_STORE=true to accept losing it"
+                .to_owned(),
+        );
+    }
+    problems
 }
 
 /// Says where events go.
@@ -358,6 +487,13 @@ fn announce(
         }
         SecretSource::Environment | SecretSource::File => {
             tracing::info!(secrets = secrets.iter().count(), "webhook secrets loaded");
+        }
+        SecretSource::SecretManager(version) => {
+            tracing::info!(
+                version = %version,
+                refresh_seconds = config.secrets.secret_manager.webhook_secret_refresh.as_secs(),
+                "webhook secret read from Secret Manager"
+            );
         }
     }
 }

@@ -108,15 +108,33 @@ impl Visit for JsonVisitor<'_> {
     }
 }
 
-/// The Cloud Logging trace name for a request's `X-Cloud-Trace-Context` header
-/// (`TRACE_ID/SPAN_ID;o=1`), when the project is known.
-pub fn trace_name(project: Option<&str>, header: Option<&str>) -> Option<String> {
+/// The Cloud Logging trace name for a request, when the project is known: the trace id of its
+/// `X-Cloud-Trace-Context` header (`TRACE_ID/SPAN_ID;o=1`), else of its W3C `traceparent`
+/// (`00-TRACE_ID-SPAN_ID-FLAGS`). Cloud Run sends both.
+pub fn trace_name(
+    project: Option<&str>,
+    cloud_trace_context: Option<&str>,
+    traceparent: Option<&str>,
+) -> Option<String> {
     let project = project.filter(|p| !p.is_empty())?;
-    let trace_id = header?.split('/').next()?.trim();
-    let valid = !trace_id.is_empty()
-        && trace_id.len() <= 32
-        && trace_id.bytes().all(|b| b.is_ascii_hexdigit());
-    valid.then(|| format!("projects/{project}/traces/{trace_id}"))
+    let from_cloud = cloud_trace_context
+        .and_then(|header| header.split('/').next())
+        .map(str::trim)
+        .filter(|id| valid_trace_id(id, 1));
+    let from_w3c = || {
+        let mut parts = traceparent?.trim().split('-');
+        let (version, id) = (parts.next()?, parts.next()?);
+        (version.len() == 2 && id.len() == 32 && valid_trace_id(id, 32)).then_some(id)
+    };
+    let trace_id = from_cloud.or_else(from_w3c)?;
+    Some(format!("projects/{project}/traces/{trace_id}"))
+}
+
+/// Hex digits only, not all zero (an invalid id in both formats), `min..=32` of them.
+fn valid_trace_id(id: &str, min: usize) -> bool {
+    (min..=32).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_hexdigit())
+        && id.bytes().any(|b| b != b'0')
 }
 
 #[cfg(test)]
@@ -131,13 +149,36 @@ mod tests {
 
     #[test]
     fn builds_trace_names() {
+        let cloud = Some("105445aa7843bc8bf206b12000100000/1;o=1");
+        let w3c = Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
         assert_eq!(
-            trace_name(Some("proj"), Some("105445aa7843bc8bf206b12000100000/1;o=1")).as_deref(),
+            trace_name(Some("proj"), cloud, None).as_deref(),
             Some("projects/proj/traces/105445aa7843bc8bf206b12000100000")
         );
-        assert_eq!(trace_name(None, Some("abc/1")), None);
-        assert_eq!(trace_name(Some("proj"), Some("not hex!/1")), None);
-        assert_eq!(trace_name(Some("proj"), None), None);
+        assert_eq!(
+            trace_name(Some("proj"), None, w3c).as_deref(),
+            Some("projects/proj/traces/4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        // Both: Cloud Run's own header names the trace Cloud Logging shows.
+        assert_eq!(
+            trace_name(Some("proj"), cloud, w3c).as_deref(),
+            Some("projects/proj/traces/105445aa7843bc8bf206b12000100000")
+        );
+        assert_eq!(
+            trace_name(Some("proj"), Some("not hex!/1"), w3c).as_deref(),
+            Some("projects/proj/traces/4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        assert_eq!(trace_name(None, Some("abc/1"), w3c), None);
+        assert_eq!(trace_name(Some("proj"), Some("not hex!/1"), None), None);
+        assert_eq!(trace_name(Some("proj"), None, None), None);
+        for bad in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",
+            "garbage",
+        ] {
+            assert_eq!(trace_name(Some("proj"), None, Some(bad)), None, "{bad}");
+        }
     }
 
     #[test]

@@ -86,6 +86,19 @@ pub fn render(
                     humantime::format_duration(*timeout).to_string()
                 );
             }
+            Target::Bigquery {
+                table,
+                api_url,
+                timeout,
+            } => {
+                let _ = writeln!(out, "table = {:?}", table.to_string());
+                let _ = writeln!(out, "api_url = {api_url:?}");
+                let _ = writeln!(
+                    out,
+                    "timeout = {:?}",
+                    humantime::format_duration(*timeout).to_string()
+                );
+            }
             Target::Stdout | Target::Analytics => {}
         }
         let limits = destination.limits;
@@ -93,6 +106,12 @@ pub fn render(
         let _ = writeln!(out, "concurrency = {}", limits.concurrency);
         let _ = writeln!(out, "batch_size = {}", limits.batch_size);
     }
+    render_routes(plan, &mut out);
+    out
+}
+
+/// The routes and the built-in destinations, as TOML-like text.
+fn render_routes(plan: &Plan, out: &mut String) {
     for route in &plan.router.routes {
         let route_config = &route.config;
         let _ = writeln!(out, "\n[[routes]]  # {}", route.name);
@@ -101,13 +120,13 @@ pub fn render(
                 let _ = writeln!(out, "{name} = {values:?}");
             }
         };
-        list("repositories", &route_config.repositories, &mut out);
-        list("events", &route_config.events, &mut out);
-        list("labels_any", &route_config.labels_any, &mut out);
-        list("labels_all", &route_config.labels_all, &mut out);
-        list("labels_none", &route_config.labels_none, &mut out);
-        list("authors_include", &route_config.authors_include, &mut out);
-        list("authors_exclude", &route_config.authors_exclude, &mut out);
+        list("repositories", &route_config.repositories, out);
+        list("events", &route_config.events, out);
+        list("labels_any", &route_config.labels_any, out);
+        list("labels_all", &route_config.labels_all, out);
+        list("labels_none", &route_config.labels_none, out);
+        list("authors_include", &route_config.authors_include, out);
+        list("authors_exclude", &route_config.authors_exclude, out);
         let _ = writeln!(out, "include_bots = {}", route_config.include_bots);
         let _ = writeln!(out, "to = {:?}", route_config.to);
     }
@@ -131,5 +150,4 @@ pub fn render(
             }
         );
     }
-    out
 }

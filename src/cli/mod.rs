@@ -1,6 +1,7 @@
 //! The command line: one binary, one subcommand per job.
 
 mod backfill;
+mod bigquery;
 mod config_check;
 mod deliveries;
 mod redeliver;
@@ -19,6 +20,7 @@ use crate::config::{DatabaseConfig, LogFormat, ServeConfig};
 use crate::store::Store;
 
 pub use backfill::BackfillArgs;
+pub use bigquery::BigqueryArgs;
 pub use deliveries::DeliveriesArgs;
 pub use redeliver::RedeliverArgs;
 pub use replay::{ReplayArgs, Replayed, replay};
@@ -58,6 +60,8 @@ enum Command {
     Backfill(BackfillArgs),
     /// Ask GitHub to redeliver a webhook's recent deliveries that failed, once each.
     Redeliver(RedeliverArgs),
+    /// The BigQuery event table: print its schema, or create it.
+    Bigquery(BigqueryArgs),
     /// Queue stored events to a destination (one added later, or one that missed events).
     Replay(Box<ReplayArgs>),
     /// Check the configuration and print it as `serve` would use it.
@@ -96,6 +100,7 @@ impl Cli {
         let (mut cli, matches, file) =
             crate::config::parse_layered::<Self>(args, &|name| std::env::var(name).ok())?;
         match &mut cli.command {
+            Command::Bigquery(args) => args.file = file,
             Command::Serve(config) | Command::Config(ConfigCommand::Check(config)) => {
                 config.file = file;
             }
@@ -132,6 +137,7 @@ impl Cli {
             Command::Report(args) => args.run().await,
             Command::Backfill(args) => args.run().await,
             Command::Redeliver(args) => args.run().await,
+            Command::Bigquery(args) => args.run().await,
             Command::Replay(args) => args.run().await,
             Command::Config(ConfigCommand::Check(config)) => {
                 let command = <Self as clap::CommandFactory>::command();

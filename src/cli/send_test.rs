@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use rand::Rng;
 
-use crate::config::SecretConfig;
+use crate::config::{GoogleConfig, SecretConfig};
 use crate::github::{load_secrets, sign_sha256};
 
 /// A small `issues.opened` payload, for trying herald out.
@@ -33,20 +33,29 @@ pub struct SendTestArgs {
     delivery: Option<String>,
     #[command(flatten)]
     secrets: SecretConfig,
+    #[command(flatten)]
+    google: GoogleConfig,
 }
 
 impl SendTestArgs {
     pub async fn run(self) -> anyhow::Result<ExitCode> {
-        if self.secrets.webhook_secret.is_none()
-            && self.secrets.webhook_secret_file.is_none()
-            && !self.secrets.secret_path.exists()
-        {
+        if !self.secrets.is_configured() && !self.secrets.secret_path.exists() {
             bail!(
-                "no webhook secret: set HERALD_WEBHOOK_SECRET (or _FILE), or run `herald serve` here first so it generates {}",
+                "no webhook secret: set HERALD_WEBHOOK_SECRET (or _FILE, or _GCP), or run `herald serve` here first so it generates {}",
                 self.secrets.secret_path.display()
             );
         }
-        let (secrets, _) = load_secrets(&self.secrets)?;
+        let secrets = match crate::gcp::webhook_secret::name(&self.secrets.secret_manager)? {
+            Some(name) => {
+                let auth = crate::gcp::GoogleAuth::from_config(&self.google)?;
+                let manager = crate::gcp::SecretManager::new(
+                    &self.secrets.secret_manager.secret_manager_api_url,
+                    auth,
+                )?;
+                crate::gcp::webhook_secret::read(&manager, &name).await?.0
+            }
+            None => load_secrets(&self.secrets)?.0,
+        };
         let (event, body) = match &self.payload {
             Some(path) => {
                 let body =

@@ -13,6 +13,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::{ConfigValue, DestinationConfig, DestinationKind, ServeConfig, parse_duration};
+use crate::gcp::TableRef;
 use crate::routes::{BuiltIn, EventRule, Route, Router};
 
 /// The name of the built-in analytics destination.
@@ -21,6 +22,13 @@ pub const ANALYTICS: &str = "analytics";
 pub const LEGACY_SLACK: &str = "slack";
 /// The name of the notification destination used when no Slack is configured.
 pub const STDOUT: &str = "stdout";
+/// The name of the BigQuery destination `HERALD_BIGQUERY_TABLE` describes.
+pub const BIGQUERY: &str = "bigquery";
+/// How long one BigQuery request may take by default (a request carries up to 9 MB).
+const BIGQUERY_TIMEOUT: Duration = Duration::from_secs(30);
+/// BigQuery requests in flight at once by default: each carries up to 500 rows, so two keep up
+/// with any webhook stream without holding thousands of payloads in memory.
+const BIGQUERY_CONCURRENCY: usize = 2;
 /// Bursts Slack tolerates above its steady rate.
 const SLACK_BURST: u32 = 5;
 
@@ -41,6 +49,11 @@ pub enum Target {
     },
     Stdout,
     Analytics,
+    Bigquery {
+        table: TableRef,
+        api_url: String,
+        timeout: Duration,
+    },
 }
 
 impl std::fmt::Debug for Target {
@@ -53,6 +66,16 @@ impl std::fmt::Debug for Target {
                 .finish(),
             Self::Stdout => f.write_str("Stdout"),
             Self::Analytics => f.write_str("Analytics"),
+            Self::Bigquery {
+                table,
+                api_url,
+                timeout,
+            } => f
+                .debug_struct("Bigquery")
+                .field("table", &table.to_string())
+                .field("api_url", api_url)
+                .field("timeout", timeout)
+                .finish(),
         }
     }
 }
@@ -64,6 +87,7 @@ impl Target {
             Self::SlackWebhook { .. } => DestinationKind::SlackWebhook.as_str(),
             Self::Stdout => DestinationKind::Stdout.as_str(),
             Self::Analytics => ANALYTICS,
+            Self::Bigquery { .. } => DestinationKind::Bigquery.as_str(),
         }
     }
 }
@@ -137,7 +161,7 @@ pub fn plan(
             ));
             continue;
         }
-        match resolve(name, destination, default_concurrency, env) {
+        match resolve(name, destination, default_concurrency, config, env) {
             Ok(resolved) => destinations.push(resolved),
             Err(mut errors) => problems.append(&mut errors),
         }
@@ -172,6 +196,12 @@ pub fn plan(
                 .to_owned(),
         );
     }
+    add_bigquery_from_env(
+        config,
+        default_concurrency,
+        &mut destinations,
+        &mut problems,
+    );
     destinations.push(Destination {
         name: Arc::from(ANALYTICS),
         target: Target::Analytics,
@@ -182,16 +212,8 @@ pub fn plan(
             burst: 1,
         },
     });
-    let router = Router {
-        routes,
-        built_in: vec![BuiltIn {
-            destination: Arc::from(ANALYTICS),
-            events: vec![
-                EventRule::parse("issues"),
-                EventRule::parse("issue_comment"),
-            ],
-        }],
-    };
+    let built_in = built_ins(&destinations, &routes);
+    let router = Router { routes, built_in };
     // Destinations whose settings failed are still known by name: their own errors say enough.
     let known: Vec<(String, DestinationKind)> = destinations
         .iter()
@@ -243,7 +265,90 @@ fn kind_of(target: &Target) -> Option<DestinationKind> {
         Target::SlackWebhook { .. } => Some(DestinationKind::SlackWebhook),
         Target::Stdout => Some(DestinationKind::Stdout),
         Target::Analytics => None,
+        Target::Bigquery { .. } => Some(DestinationKind::Bigquery),
     }
+}
+
+/// Destinations that get events whatever the routes say: analytics (issues and comments), and
+/// every BigQuery destination no route names (the warehouse keeps everything).
+fn built_ins(destinations: &[Destination], routes: &[Route]) -> Vec<BuiltIn> {
+    let mut built_in = vec![BuiltIn {
+        destination: Arc::from(ANALYTICS),
+        events: vec![
+            EventRule::parse("issues"),
+            EventRule::parse("issue_comment"),
+        ],
+    }];
+    for destination in destinations {
+        if matches!(destination.target, Target::Bigquery { .. })
+            && !routes
+                .iter()
+                .any(|route| route.to.contains(&destination.name))
+        {
+            built_in.push(BuiltIn {
+                destination: Arc::clone(&destination.name),
+                events: Vec::new(),
+            });
+        }
+    }
+    built_in
+}
+
+/// Adds the destination `HERALD_BIGQUERY_TABLE` describes, when it is set.
+fn add_bigquery_from_env(
+    config: &ServeConfig,
+    concurrency: usize,
+    destinations: &mut Vec<Destination>,
+    problems: &mut Vec<String>,
+) {
+    match bigquery_from_env(config, concurrency) {
+        Ok(None) => {}
+        Ok(Some(destination)) => {
+            if destinations.iter().any(|d| d.name == destination.name) {
+                problems.push(format!(
+                    "destinations.{BIGQUERY}: HERALD_BIGQUERY_TABLE describes the `{BIGQUERY}` \
+                     destination too; unset it, or rename the destination"
+                ));
+            } else {
+                destinations.push(destination);
+            }
+        }
+        Err(error) => problems.push(error),
+    }
+}
+
+/// The destination `HERALD_BIGQUERY_TABLE` describes, if it is set.
+fn bigquery_from_env(
+    config: &ServeConfig,
+    concurrency: usize,
+) -> Result<Option<Destination>, String> {
+    let Some(table) = config
+        .bigquery
+        .bigquery_table
+        .as_deref()
+        .filter(|table| !table.trim().is_empty())
+    else {
+        return Ok(None);
+    };
+    let table = table
+        .parse::<TableRef>()
+        .map_err(|error| format!("HERALD_BIGQUERY_TABLE: {error}"))?;
+    check_url(&config.bigquery.bigquery_api_url)
+        .map_err(|error| format!("HERALD_BIGQUERY_API_URL: {error}"))?;
+    Ok(Some(Destination {
+        name: Arc::from(BIGQUERY),
+        target: Target::Bigquery {
+            table,
+            api_url: config.bigquery.bigquery_api_url.clone(),
+            timeout: BIGQUERY_TIMEOUT,
+        },
+        limits: LaneLimits {
+            concurrency: concurrency.min(BIGQUERY_CONCURRENCY),
+            batch_size: crate::sinks::BIGQUERY_MAX_ROWS,
+            max_per_second: 0.0,
+            burst: 1,
+        },
+    }))
 }
 
 fn valid_name(name: &str) -> bool {
@@ -314,6 +419,7 @@ fn resolve(
     name: &str,
     config: &DestinationConfig,
     default_concurrency: usize,
+    serve: &ServeConfig,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Destination, Vec<String>> {
     let key = |field: &str| format!("destinations.{name}.{field}");
@@ -349,13 +455,24 @@ fn resolve(
             (Target::SlackWebhook { url, timeout }, 1.0, 1, 1)
         }
         DestinationKind::Stdout => (Target::Stdout, 0.0, 64, 1024),
-        DestinationKind::SlackBot | DestinationKind::Bigquery => {
+        DestinationKind::Bigquery => {
+            let max = crate::sinks::BIGQUERY_MAX_ROWS;
+            let target = bigquery_target(config, serve, timeout, &key, &mut problems)
+                .unwrap_or(Target::Stdout);
+            (target, 0.0, max, max)
+        }
+        DestinationKind::SlackBot => {
             problems.push(format!(
                 "destinations.{name}.kind: {} destinations are not available in this build",
                 config.kind.as_str()
             ));
             (Target::Stdout, 0.0, 1, 1)
         }
+    };
+    let default_concurrency = if config.kind == DestinationKind::Bigquery {
+        default_concurrency.min(BIGQUERY_CONCURRENCY)
+    } else {
+        default_concurrency
     };
     let limits = LaneLimits {
         concurrency: config.concurrency.unwrap_or(default_concurrency),
@@ -378,6 +495,43 @@ fn resolve(
         name: Arc::from(name),
         target,
         limits,
+    })
+}
+
+/// A `kind = "bigquery"` destination's table, API and timeout (30 s when not set).
+fn bigquery_target(
+    config: &DestinationConfig,
+    serve: &ServeConfig,
+    timeout: Duration,
+    key: &dyn Fn(&str) -> String,
+    problems: &mut Vec<String>,
+) -> Option<Target> {
+    let table = match config.table.as_deref() {
+        None => {
+            problems.push(format!("{}: required for kind bigquery", key("table")));
+            None
+        }
+        Some(text) => text
+            .parse::<TableRef>()
+            .map_err(|error| problems.push(format!("{}: {error}", key("table"))))
+            .ok(),
+    };
+    let api_url = config
+        .api_url
+        .clone()
+        .unwrap_or_else(|| serve.bigquery.bigquery_api_url.clone());
+    if let Err(error) = check_url(&api_url) {
+        problems.push(format!("{}: {error}", key("api_url")));
+    }
+    let timeout = if config.timeout.is_some() {
+        timeout
+    } else {
+        BIGQUERY_TIMEOUT
+    };
+    Some(Target::Bigquery {
+        table: table?,
+        api_url,
+        timeout,
     })
 }
 

@@ -43,6 +43,31 @@ impl WebhookSecrets {
     pub fn primary(&self) -> &str {
         self.0[0].expose_secret()
     }
+
+    /// Whether both hold the same secrets in the same order.
+    pub fn same_as(&self, other: &Self) -> bool {
+        self.0.len() == other.0.len()
+            && self
+                .0
+                .iter()
+                .zip(&other.0)
+                .all(|(a, b)| a.expose_secret() == b.expose_secret())
+    }
+
+    /// All secrets of `sets`, in order, each once; the first set's primary stays primary.
+    pub fn combine<'a>(sets: impl IntoIterator<Item = &'a Self>) -> Self {
+        let mut all: Vec<SecretString> = Vec::new();
+        for secret in sets.into_iter().flat_map(Self::iter) {
+            if !all
+                .iter()
+                .any(|known| known.expose_secret() == secret.expose_secret())
+            {
+                all.push(secret.clone());
+            }
+        }
+        assert!(!all.is_empty(), "combining no secrets");
+        Self(all)
+    }
 }
 
 /// Where the secrets came from, so start-up can tell the operator what to do.
@@ -50,6 +75,8 @@ impl WebhookSecrets {
 pub enum SecretSource {
     Environment,
     File,
+    /// Google Secret Manager, this version (`projects/…/versions/N`).
+    SecretManager(String),
     Generated,
     ReusedGenerated,
 }
@@ -110,6 +137,12 @@ mod tests {
             webhook_secret: None,
             webhook_secret_file: None,
             secret_path: dir.join("herald.secret"),
+            secret_manager: crate::config::SecretManagerConfig {
+                webhook_secret_gcp: None,
+                secret_manager_api_url: "http://127.0.0.1:9".into(),
+                webhook_secret_refresh: std::time::Duration::from_secs(300),
+                webhook_secret_grace: std::time::Duration::from_secs(3600),
+            },
         }
     }
 
@@ -120,6 +153,17 @@ mod tests {
         assert_eq!(secrets.primary(), "new");
         assert!(WebhookSecrets::parse(" , ").is_err());
         assert!(!format!("{secrets:?}").contains("new"));
+    }
+
+    #[test]
+    fn combines_sets_without_repeating_a_secret() {
+        let new = WebhookSecrets::parse("new").unwrap();
+        let old = WebhookSecrets::parse("old,new").unwrap();
+        let all = WebhookSecrets::combine([&new, &old]);
+        let listed: Vec<&str> = all.iter().map(ExposeSecret::expose_secret).collect();
+        assert_eq!(listed, ["new", "old"]);
+        assert!(all.same_as(&WebhookSecrets::parse("new,old").unwrap()));
+        assert!(!all.same_as(&old));
     }
 
     #[test]

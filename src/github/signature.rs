@@ -1,6 +1,9 @@
 //! Verifying `X-Hub-Signature-256` (and, when allowed, the legacy SHA-1 `X-Hub-Signature`) over
 //! the raw body, in constant time, against every configured secret.
 
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use hmac::{Hmac, KeyInit, Mac};
 use secrecy::ExposeSecret;
 use sha1::Sha1;
@@ -30,19 +33,31 @@ impl SignatureError {
     }
 }
 
-/// Checks signatures against all current secrets.
+/// Checks signatures against all current secrets. The secrets can be replaced while requests
+/// are being verified (a rotation read from Secret Manager): each verification reads one
+/// consistent set without taking a lock. Clones share the secrets.
 #[derive(Debug, Clone)]
 pub struct SignatureVerifier {
-    secrets: WebhookSecrets,
+    secrets: Arc<ArcSwap<WebhookSecrets>>,
     allow_sha1: bool,
 }
 
 impl SignatureVerifier {
     pub fn new(secrets: WebhookSecrets, allow_sha1: bool) -> Self {
         Self {
-            secrets,
+            secrets: Arc::new(ArcSwap::from_pointee(secrets)),
             allow_sha1,
         }
+    }
+
+    /// Verifies with `secrets` from now on.
+    pub fn replace_secrets(&self, secrets: WebhookSecrets) {
+        self.secrets.store(Arc::new(secrets));
+    }
+
+    /// The secrets in use now.
+    pub fn secrets(&self) -> Arc<WebhookSecrets> {
+        self.secrets.load_full()
     }
 
     /// Whether a request with these signature headers could verify at all. Lets the handler
@@ -81,7 +96,8 @@ impl SignatureVerifier {
     ) -> Result<(), SignatureError> {
         // Every secret is tried, so the time taken does not reveal which one matched.
         let mut matched = false;
-        for secret in self.secrets.iter() {
+        let secrets = self.secrets.load();
+        for secret in secrets.iter() {
             let mut mac = <M as KeyInit>::new_from_slice(secret.expose_secret().as_bytes())
                 .expect("HMAC accepts keys of any length");
             mac.update(body);
@@ -225,6 +241,26 @@ mod tests {
                 "secrets={secrets} sha256={sha256:?} sha1={sha1:?}"
             );
         }
+    }
+
+    #[test]
+    fn replaced_secrets_take_effect_for_every_clone() {
+        let body = b"{}";
+        let verifier = verifier("old", false);
+        let shared = verifier.clone();
+        let new = sign_sha256("new", body);
+        assert_eq!(
+            shared.verify(body, Some(new.as_bytes()), None),
+            Err(SignatureError::Mismatch)
+        );
+        verifier.replace_secrets(WebhookSecrets::parse("new").unwrap());
+        assert_eq!(shared.verify(body, Some(new.as_bytes()), None), Ok(()));
+        let old = sign_sha256("old", body);
+        assert_eq!(
+            shared.verify(body, Some(old.as_bytes()), None),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(shared.secrets().primary(), "new");
     }
 
     #[test]

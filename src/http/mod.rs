@@ -68,9 +68,11 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
         .layer(TraceLayer::new_for_http().make_span_with(move |request: &axum::http::Request<_>| {
+            let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
             let trace = crate::telemetry::trace_name(
                 project.as_deref(),
-                request.headers().get("x-cloud-trace-context").and_then(|v| v.to_str().ok()),
+                header("x-cloud-trace-context"),
+                header("traceparent"),
             );
             match trace {
                 Some(trace) => tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), trace),

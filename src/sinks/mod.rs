@@ -3,6 +3,7 @@
 //! it: a batch of claimed rows in, one [`Outcome`] per row out.
 
 mod analytics;
+mod bigquery;
 mod console;
 mod outcome;
 mod rate_limit;
@@ -14,6 +15,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 pub use analytics::AnalyticsSink;
+pub use bigquery::{BigQuerySink, MAX_ROWS as BIGQUERY_MAX_ROWS, classify_insert_errors};
 pub use console::ConsoleNotifier;
 pub use outcome::{DEFAULT_RATE_LIMIT_PAUSE, Outcome};
 pub use rate_limit::RateLimiter;

@@ -48,7 +48,7 @@ impl Store {
             Self::Sqlite(pool, super::WriteGate::default())
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let timeout_ms = config.database_statement_timeout.as_millis().to_string();
-            let options = PgConnectOptions::from_str(url)
+            let options = PgConnectOptions::from_str(&with_socket_host(url))
                 .map_err(|_| anyhow::anyhow!("invalid PostgreSQL URL {shown}"))?
                 .options([("statement_timeout", timeout_ms.as_str())]);
             let pool = PgPoolOptions::new()
@@ -89,6 +89,22 @@ fn describe(error: &sqlx::Error) -> String {
 }
 
 /// The URL with any password replaced, fit for logs and error messages.
+/// Cloud SQL's Unix-socket URL (`postgres://USER:PASS@/DB?host=/cloudsql/PROJECT:REGION:INSTANCE`)
+/// has credentials but no host, which the URL parser refuses; a placeholder host makes it
+/// parse, and the `host` parameter (a socket directory) is what the driver connects to.
+fn with_socket_host(url: &str) -> std::borrow::Cow<'_, str> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.into();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    if authority.ends_with('@') && path.contains("host=") {
+        format!("{scheme}://{authority}localhost{path}").into()
+    } else {
+        url.into()
+    }
+}
+
 pub fn redact_url(url: &str) -> String {
     let (base, query) = match url.split_once('?') {
         Some((base, query)) => (base, Some(query)),
@@ -118,6 +134,27 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cloud_sql_socket_urls_get_a_placeholder_host() {
+        assert_eq!(
+            with_socket_host("postgres://app:pw@/herald?host=/cloudsql/p:europe-west1:db"),
+            "postgres://app:pw@localhost/herald?host=/cloudsql/p:europe-west1:db"
+        );
+        for unchanged in [
+            "postgres://app:pw@db:5432/herald",
+            "postgres://app@/herald",
+            "sqlite://herald.db",
+        ] {
+            assert_eq!(with_socket_host(unchanged), unchanged);
+        }
+        assert!(
+            PgConnectOptions::from_str(&with_socket_host(
+                "postgres://app:pw@/herald?host=/cloudsql/p:r:i"
+            ))
+            .is_ok()
+        );
+    }
 
     #[test]
     fn redacts_passwords() {

@@ -208,7 +208,7 @@ impl TestApp {
     pub async fn spawn(extra: &[&str]) -> Self {
         Self(
             AppBuilder::new()
-                .arg("--notify-events", "none.none")
+                .arg("--notify-events", "")
                 .args(extra)
                 .spawn()
                 .await,

@@ -251,6 +251,8 @@ async fn json_logs_follow_cloud_logging_and_never_contain_secrets() {
         .env("HERALD_SLACK_WEBHOOK_URL", &slack_url)
         .env("HERALD_RETRY_SCHEDULE", "0s")
         .env("K_SERVICE", "herald")
+        // A SQLite store on Cloud Run is refused unless accepted explicitly.
+        .env("HERALD_ALLOW_EPHEMERAL_STORE", "true")
         .env("GOOGLE_CLOUD_PROJECT", "proj")
         .env("RUST_LOG", "debug")
         .stdout(Stdio::null())

@@ -108,6 +108,18 @@ impl AppBuilder {
         self
     }
 
+    /// Drops a flag set so far, with its value (`--webhook-secret`, to configure another source).
+    #[allow(
+        dead_code,
+        reason = "used by tests/gcp; `expect` would fail in the binaries that use it"
+    )]
+    pub fn without(mut self, flag: &str) -> Self {
+        if let Some(position) = self.args.iter().position(|arg| arg == flag) {
+            self.args.drain(position..position + 2);
+        }
+        self
+    }
+
     pub fn slack(self, slack: &FakeSlack) -> Self {
         let url = slack.url();
         self.arg("--slack-webhook-url", &url)
