@@ -17,7 +17,9 @@ use crate::http::{ApiToken, AppState, BodyBudget, router};
 use crate::metrics::Metrics;
 use crate::redeliver::{PeriodicRedeliver, run_periodically};
 use crate::routes::{BuiltIn, Router};
-use crate::sinks::{AnalyticsSink, ConsoleNotifier, Sink, SlackWebhook};
+use crate::sinks::slack::reminders::{Clock, ReminderTarget, Reminders, SystemClock};
+use crate::sinks::slack::{SlackApi, SlackRouting};
+use crate::sinks::{AnalyticsSink, ConsoleNotifier, Sink, SlackBot, SlackWebhook};
 use crate::store::{Backend, EventWriter, Store};
 use crate::supervisor::{Importance, Supervisor, TaskHealth};
 
@@ -26,6 +28,8 @@ use crate::supervisor::{Importance, Supervisor, TaskHealth};
 #[derive(Default)]
 pub struct Extras {
     pub sinks: Vec<(String, Arc<dyn Sink>, LaneLimits)>,
+    /// The clock Slack reminders read (tests drive it); the system's when `None`.
+    pub clock: Option<Arc<dyn Clock>>,
 }
 
 /// Runs `herald serve` until `shutdown` fires, then stops accepting, finishes requests in flight,
@@ -47,7 +51,7 @@ pub async fn serve_with(
 ) -> anyhow::Result<()> {
     check(&config)?;
     let mut plan = crate::delivery::plan(&config, &|name| std::env::var(name).ok())?;
-    let extra_sinks = add_extras(&mut plan, extras);
+    let (extra_sinks, clock) = add_extras(&mut plan, extras);
     let redeliver = PeriodicRedeliver::from_config(&config.redeliver, &config.github)?;
     let (secrets, source) = load_secrets(&config.secrets)?;
     let store = Store::connect(&config.database).await?;
@@ -82,7 +86,7 @@ pub async fn serve_with(
     spawn_lanes(
         &mut supervisor,
         &plan,
-        &extra_sinks,
+        (&extra_sinks, clock),
         &config,
         &store,
         &wakers,
@@ -160,7 +164,7 @@ pub async fn serve_with(
 fn spawn_lanes(
     supervisor: &mut Supervisor,
     plan: &Plan,
-    extra_sinks: &[(String, Arc<dyn Sink>)],
+    (extra_sinks, clock): (&[ExtraSink], Option<Arc<dyn Clock>>),
     config: &ServeConfig,
     store: &Store,
     wakers: &Wakers,
@@ -177,13 +181,14 @@ fn spawn_lanes(
         lease: config.delivery_lease,
         poll_interval: config.poll_interval,
     };
+    let routing = SlackRouting::new(Arc::clone(&plan.router)).map_err(anyhow::Error::msg)?;
     for destination in &plan.destinations {
         let sink = match extra_sinks
             .iter()
             .find(|(name, _)| name.as_str() == &*destination.name)
         {
             Some((_, sink)) => Arc::clone(sink),
-            None => build_sink(&destination.target, store)?,
+            None => build_sink(destination, store, &routing)?,
         };
         let lane = Lane::new(
             Arc::clone(&destination.name),
@@ -201,7 +206,7 @@ fn spawn_lanes(
             lane.run(stop.clone()),
         );
     }
-    Ok(())
+    spawn_reminders(supervisor, plan, config, store, clock, stop)
 }
 
 /// The store's own background work: cross-instance wake-ups on PostgreSQL, WAL checkpoints on
@@ -229,8 +234,12 @@ fn spawn_store_tasks(
     }
 }
 
-/// Adds code-defined destinations to the plan, each with a built-in route for every event.
-fn add_extras(plan: &mut Plan, extras: Extras) -> Vec<(String, Arc<dyn Sink>)> {
+/// A code-defined destination's name and sink.
+type ExtraSink = (String, Arc<dyn Sink>);
+
+/// Adds code-defined destinations to the plan, each with a built-in route for every event;
+/// returns their sinks and the clock the extras set.
+fn add_extras(plan: &mut Plan, extras: Extras) -> (Vec<ExtraSink>, Option<Arc<dyn Clock>>) {
     let mut router: Router = (*plan.router).clone();
     let mut sinks = Vec::new();
     for (name, sink, limits) in extras.sinks {
@@ -247,17 +256,96 @@ fn add_extras(plan: &mut Plan, extras: Extras) -> Vec<(String, Arc<dyn Sink>)> {
         sinks.push((name.to_string(), sink));
     }
     plan.router = Arc::new(router);
-    sinks
+    (sinks, extras.clock)
 }
 
-fn build_sink(target: &Target, store: &Store) -> anyhow::Result<Arc<dyn Sink>> {
-    Ok(match target {
+fn build_sink(
+    destination: &crate::delivery::Destination,
+    store: &Store,
+    routing: &SlackRouting,
+) -> anyhow::Result<Arc<dyn Sink>> {
+    let name = Arc::clone(&destination.name);
+    Ok(match &destination.target {
         Target::SlackWebhook { url, timeout } => {
-            Arc::new(SlackWebhook::new(url.clone(), *timeout)?)
+            Arc::new(SlackWebhook::new(url.clone(), *timeout)?.with_routes(
+                name,
+                routing.clone(),
+                store.clone(),
+            ))
         }
+        Target::SlackBot {
+            token,
+            channel,
+            api_url,
+            timeout,
+        } => Arc::new(SlackBot::new(
+            SlackApi::new(api_url, token.clone(), *timeout)?,
+            channel.clone(),
+            name,
+            routing.clone(),
+            store.clone(),
+            *timeout,
+        )),
         Target::Stdout => Arc::new(ConsoleNotifier),
         Target::Analytics => Arc::new(AnalyticsSink::new(store.clone())),
     })
+}
+
+/// The periodic Slack reminder pass, when a route asks for reminders and a bot destination can
+/// post them.
+fn spawn_reminders(
+    supervisor: &mut Supervisor,
+    plan: &Plan,
+    config: &ServeConfig,
+    store: &Store,
+    clock: Option<Arc<dyn Clock>>,
+    stop: &CancellationToken,
+) -> anyhow::Result<()> {
+    if !plan
+        .router
+        .routes
+        .iter()
+        .any(|route| route.config.remind_after.is_some())
+    {
+        return Ok(());
+    }
+    let mut targets = Vec::new();
+    for destination in &plan.destinations {
+        if let Target::SlackBot {
+            token,
+            channel,
+            api_url,
+            timeout,
+        } = &destination.target
+        {
+            targets.push(ReminderTarget {
+                destination: Arc::clone(&destination.name),
+                channel: channel.clone(),
+                api: SlackApi::new(api_url, token.clone(), *timeout)?,
+            });
+        }
+    }
+    if targets.is_empty() {
+        tracing::warn!("routes ask for reminders, but no slack-bot destination can post them");
+        return Ok(());
+    }
+    let reminders = Reminders {
+        store: store.clone(),
+        targets,
+        clock: clock.unwrap_or_else(|| Arc::new(SystemClock)),
+        owner: format!(
+            "{}-{:016x}",
+            std::process::id(),
+            rand::rng().random::<u64>()
+        ),
+    };
+    let interval = config.slack_bot.slack_reminder_interval;
+    supervisor.spawn(
+        "Slack reminders",
+        Importance::Normal,
+        reminders.run(interval, stop.clone()),
+    );
+    Ok(())
 }
 
 /// Rows waiting for destinations this instance does not have stay pending (another instance, or
@@ -293,7 +381,8 @@ fn check(config: &ServeConfig) -> anyhow::Result<()> {
              PostgreSQL store every instance would generate a different secret"
         );
     }
-    if config.slack_webhook_url.is_some() && config.delivery_lease <= config.slack_timeout {
+    let slack = config.slack_webhook_url.is_some() || config.slack_bot.slack_bot_token.is_some();
+    if slack && config.delivery_lease <= config.slack_timeout {
         anyhow::bail!(
             "HERALD_DELIVERY_LEASE ({:?}) must be longer than HERALD_SLACK_TIMEOUT ({:?}), or another \
              worker could take over a message still being sent",

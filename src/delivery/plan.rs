@@ -3,7 +3,8 @@
 //! by the key that holds it.
 //!
 //! Without `[[routes]]` in a file, today's environment settings describe one notification
-//! destination (`slack` for `HERALD_SLACK_WEBHOOK_URL`, else `stdout`) and one route
+//! destination (`slack`: a bot for `HERALD_SLACK_BOT_TOKEN` + `HERALD_SLACK_CHANNEL`, a webhook
+//! for `HERALD_SLACK_WEBHOOK_URL`; else `stdout`) and one route
 //! (`HERALD_NOTIFY_EVENTS` to it). The `analytics` destination is built in and gets every
 //! `issues` and `issue_comment` event.
 
@@ -39,6 +40,13 @@ pub enum Target {
         url: SecretString,
         timeout: Duration,
     },
+    /// A Slack app's bot token and channel (`chat.postMessage`, threads).
+    SlackBot {
+        token: SecretString,
+        channel: String,
+        api_url: String,
+        timeout: Duration,
+    },
     Stdout,
     Analytics,
 }
@@ -49,6 +57,18 @@ impl std::fmt::Debug for Target {
             Self::SlackWebhook { timeout, .. } => f
                 .debug_struct("SlackWebhook")
                 .field("url", &"[redacted]")
+                .field("timeout", timeout)
+                .finish(),
+            Self::SlackBot {
+                channel,
+                api_url,
+                timeout,
+                ..
+            } => f
+                .debug_struct("SlackBot")
+                .field("token", &"[redacted]")
+                .field("channel", channel)
+                .field("api_url", api_url)
                 .field("timeout", timeout)
                 .finish(),
             Self::Stdout => f.write_str("Stdout"),
@@ -62,8 +82,39 @@ impl Target {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::SlackWebhook { .. } => DestinationKind::SlackWebhook.as_str(),
+            Self::SlackBot { .. } => DestinationKind::SlackBot.as_str(),
             Self::Stdout => DestinationKind::Stdout.as_str(),
             Self::Analytics => ANALYTICS,
+        }
+    }
+}
+
+impl Target {
+    /// Posts one message written by herald (the digest, …) to a Slack destination; other kinds
+    /// cannot take one.
+    pub async fn post_plain(
+        &self,
+        message: &crate::sinks::slack::SlackMessage,
+    ) -> anyhow::Result<()> {
+        match self {
+            Self::SlackBot {
+                token,
+                channel,
+                api_url,
+                timeout,
+            } => crate::sinks::slack::post_with_bot(
+                api_url,
+                token.clone(),
+                channel,
+                *timeout,
+                message,
+            )
+            .await
+            .map(drop),
+            Self::SlackWebhook { url, timeout } => {
+                crate::sinks::slack::post_with_webhook(url, *timeout, message).await
+            }
+            other => anyhow::bail!("a {} destination cannot post a message", other.kind()),
         }
     }
 }
@@ -145,7 +196,10 @@ pub fn plan(
     let mut routes = Vec::new();
     for (index, route) in file.routes.iter().enumerate() {
         match Route::new(index, route) {
-            Ok(route) => routes.push(route),
+            Ok(route) => {
+                problems.extend(crate::sinks::slack::routing::check_route(&route));
+                routes.push(route);
+            }
             Err(error) => problems.push(error),
         }
     }
@@ -169,6 +223,13 @@ pub fn plan(
         problems.push(
             "HERALD_SLACK_WEBHOOK_URL is set, but the configuration file has [[routes]]: reference it \
              from a destination instead (`url = \"${HERALD_SLACK_WEBHOOK_URL}\"`) and route to it"
+                .to_owned(),
+        );
+    } else if config.slack_bot.slack_bot_token.is_some() {
+        problems.push(
+            "HERALD_SLACK_BOT_TOKEN is set, but the configuration file has [[routes]]: reference it \
+             from a destination instead (`kind = \"slack-bot\"`, `token = \"${HERALD_SLACK_BOT_TOKEN}\"`, \
+             `channel = \"C…\"`) and route to it"
                 .to_owned(),
         );
     }
@@ -212,6 +273,7 @@ pub fn plan(
 fn kind_of(target: &Target) -> Option<DestinationKind> {
     match target {
         Target::SlackWebhook { .. } => Some(DestinationKind::SlackWebhook),
+        Target::SlackBot { .. } => Some(DestinationKind::SlackBot),
         Target::Stdout => Some(DestinationKind::Stdout),
         Target::Analytics => None,
     }
@@ -237,8 +299,35 @@ fn legacy(
         .map(|event| event.trim().to_owned())
         .filter(|event| !event.is_empty())
         .collect();
-    let destination = match &config.slack_webhook_url {
-        Some(url) => {
+    let bot = &config.slack_bot;
+    let destination = match (
+        &config.slack_webhook_url,
+        &bot.slack_bot_token,
+        &bot.slack_channel,
+    ) {
+        (Some(_), Some(_), _) => {
+            return Err(
+                "HERALD_SLACK_WEBHOOK_URL and HERALD_SLACK_BOT_TOKEN are both set: choose one \
+                 (the bot token gives threads, updates and reminders)"
+                    .to_owned(),
+            );
+        }
+        (None, Some(_), None) => {
+            return Err(
+                "HERALD_SLACK_BOT_TOKEN is set without HERALD_SLACK_CHANNEL: set the channel's id \
+                 (C0123456, in the channel's details in Slack)"
+                    .to_owned(),
+            );
+        }
+        (None, None, Some(_)) => {
+            return Err(
+                "HERALD_SLACK_CHANNEL is set without HERALD_SLACK_BOT_TOKEN: set the bot token \
+                 (xoxb-…), or unset the channel"
+                    .to_owned(),
+            );
+        }
+        (None, Some(token), Some(channel)) => legacy_bot(config, token, channel, concurrency)?,
+        (Some(url), None, _) => {
             check_url(url.expose_secret())
                 .map_err(|error| format!("HERALD_SLACK_WEBHOOK_URL: {error}"))?;
             Destination {
@@ -255,7 +344,7 @@ fn legacy(
                 },
             }
         }
-        None => Destination {
+        (None, None, None) => Destination {
             name: Arc::from(STDOUT),
             target: Target::Stdout,
             limits: LaneLimits {
@@ -279,6 +368,45 @@ fn legacy(
     };
     let route = Route::new(0, &route)?;
     Ok((destination, Some(route)))
+}
+
+/// The `slack` destination as a bot, from `HERALD_SLACK_BOT_TOKEN` and `HERALD_SLACK_CHANNEL`.
+fn legacy_bot(
+    config: &ServeConfig,
+    token: &SecretString,
+    channel: &str,
+    concurrency: usize,
+) -> Result<Destination, String> {
+    let bot = &config.slack_bot;
+    let mut problems = Vec::new();
+    check_bot(
+        "HERALD_SLACK_BOT_TOKEN",
+        token,
+        "HERALD_SLACK_CHANNEL",
+        channel,
+        &mut problems,
+    );
+    if let Err(error) = check_url(&bot.slack_api_url) {
+        problems.push(format!("HERALD_SLACK_API_URL: {error}"));
+    }
+    if !problems.is_empty() {
+        return Err(problems.join("; "));
+    }
+    Ok(Destination {
+        name: Arc::from(LEGACY_SLACK),
+        target: Target::SlackBot {
+            token: token.clone(),
+            channel: channel.trim().to_owned(),
+            api_url: bot.slack_api_url.clone(),
+            timeout: config.slack_timeout,
+        },
+        limits: LaneLimits {
+            concurrency,
+            batch_size: 1,
+            max_per_second: config.slack_max_per_second,
+            burst: SLACK_BURST,
+        },
+    })
 }
 
 fn resolve(
@@ -320,7 +448,16 @@ fn resolve(
             (Target::SlackWebhook { url, timeout }, 1.0, 1, 1)
         }
         DestinationKind::Stdout => (Target::Stdout, 0.0, 64, 1024),
-        DestinationKind::SlackBot | DestinationKind::Bigquery => {
+        DestinationKind::SlackBot => {
+            let token = secret("token", config.token.as_ref(), &mut problems);
+            (
+                resolve_bot(config, token, timeout, &key, &mut problems),
+                1.0,
+                1,
+                1,
+            )
+        }
+        DestinationKind::Bigquery => {
             problems.push(format!(
                 "destinations.{name}.kind: {} destinations are not available in this build",
                 config.kind.as_str()
@@ -350,6 +487,72 @@ fn resolve(
         target,
         limits,
     })
+}
+
+/// A `slack-bot` destination's target; problems are named by key.
+fn resolve_bot(
+    config: &DestinationConfig,
+    token: Option<SecretString>,
+    timeout: Duration,
+    key: &dyn Fn(&str) -> String,
+    problems: &mut Vec<String>,
+) -> Target {
+    let channel = config.channel.clone().unwrap_or_default();
+    if config.channel.is_none() {
+        problems.push(format!(
+            "{}: required for kind slack-bot (the channel's id, C0123456)",
+            key("channel")
+        ));
+    }
+    let token = token.unwrap_or_else(|| SecretString::from(String::new()));
+    if config.channel.is_some() && !token.expose_secret().is_empty() {
+        check_bot(&key("token"), &token, &key("channel"), &channel, problems);
+    }
+    let api_url = config
+        .api_url
+        .clone()
+        .unwrap_or_else(|| DEFAULT_SLACK_API.to_owned());
+    if let Err(error) = check_url(&api_url) {
+        problems.push(format!("{}: {error}", key("api_url")));
+    }
+    Target::SlackBot {
+        token,
+        channel: channel.trim().to_owned(),
+        api_url,
+        timeout,
+    }
+}
+
+/// Slack's Web API.
+const DEFAULT_SLACK_API: &str = "https://slack.com/api";
+
+/// A bot token that looks like one and a channel id (names cannot be read back, so herald could
+/// not check what it posted).
+fn check_bot(
+    token_key: &str,
+    token: &SecretString,
+    channel_key: &str,
+    channel: &str,
+    problems: &mut Vec<String>,
+) {
+    let token = token.expose_secret().trim();
+    if !token.starts_with("xox") {
+        problems.push(format!(
+            "{token_key}: expected a Slack bot token (xoxb-…, under OAuth & Permissions in the app's settings)"
+        ));
+    }
+    let channel = channel.trim();
+    let is_id = channel.len() >= 2
+        && matches!(channel.as_bytes()[0], b'C' | b'G' | b'D')
+        && channel
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+    if !is_id {
+        problems.push(format!(
+            "{channel_key}: {channel:?} is not a channel id; use the id (C0123456, at the bottom of \
+             the channel's details in Slack), not its name"
+        ));
+    }
 }
 
 /// A request timeout between 100 ms and 5 minutes (10 s when absent).

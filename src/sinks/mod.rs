@@ -6,8 +6,7 @@ mod analytics;
 mod console;
 mod outcome;
 mod rate_limit;
-mod slack;
-pub mod slack_message;
+pub mod slack;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,7 +16,7 @@ pub use analytics::AnalyticsSink;
 pub use console::ConsoleNotifier;
 pub use outcome::{DEFAULT_RATE_LIMIT_PAUSE, Outcome};
 pub use rate_limit::RateLimiter;
-pub use slack::SlackWebhook;
+pub use slack::{SlackBot, SlackWebhook};
 
 use crate::store::StoredEvent;
 

@@ -10,6 +10,7 @@ mod events;
 mod listen;
 mod outbox;
 mod redeliver;
+mod slack;
 mod writer;
 
 use std::sync::Arc;
@@ -21,6 +22,9 @@ pub use analytics::{BackfillPhase, BackfillStep, PhaseProgress};
 pub use connect::redact_url;
 pub use outbox::{AttemptRow, DeliveryRow, QueueDepth};
 pub use redeliver::{NewRequest, PassLock, PastRequest, RequestState};
+pub use slack::{
+    IssueKey, NewReminder, ParentSlot, ReminderEnd, ReminderRow, ResponseState, ThreadRow,
+};
 pub use writer::{EventWriter, WriterError};
 
 /// Runs the same body against whichever pool the store holds. `$pool` is bound to the pool and
