@@ -407,6 +407,14 @@ impl SlackBot {
         let event = &delivery.event;
         let parent_ts = thread.parent_ts.as_deref().unwrap_or_default();
         let burst = self.burst(delivery, route, about).await?;
+        if opens(&event.event, payload, false) {
+            // The thread started from a later event (a comment that came first): its parent
+            // already shows the issue, so the opening only brings it up to date.
+            if let Some(card) = Card::from_payload(&event.event, payload) {
+                self.refresh_parent(about, thread, card).await;
+            }
+            return Ok(());
+        }
         let also: Vec<String> = burst
             .iter()
             .map(|(_, name, text)| summary(name, &Payload::parse(text)))
