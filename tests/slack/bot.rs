@@ -645,3 +645,134 @@ async fn a_plain_message_can_be_posted_through_a_bot_destination() {
 fn helpers_crypto() {
     crate::helpers::install_crypto();
 }
+
+#[tokio::test]
+async fn with_a_template_the_announcement_is_the_thread_parent_and_stays_as_posted() {
+    let slack = FakeSlackApi::start().await;
+    let routes = r#"
+[[routes]]
+events = ["issues"]
+to = ["triage"]
+template = ":bug: *{{ title }}* opened by {{ author }}{% if late %} (now labeled {{ label }}){% endif %}"
+"#;
+    let herald = Setup::new().bot(&slack, routes).spawn().await;
+    herald.send("issues", "tp-1", &opened(61, &[])).await;
+    let parent = slack.wait_for_messages(1).await.remove(0);
+    assert_eq!(parent.role(), "parent");
+    assert_eq!(
+        parent.text,
+        ":bug: *Spelling error in the README file* opened by Codertocat"
+    );
+    let mut labeled = issue_event("labeled", 61, &["bug"], "2019-05-15T16:00:00Z");
+    labeled["label"] = json!({"name": "bug"});
+    herald.send("issues", "tp-2", &labeled).await;
+    herald.settled("triage", 2).await;
+    let replies = slack.replies(&parent.ts);
+    assert_eq!(replies.len(), 1);
+    assert_eq!(
+        replies[0].text,
+        ":bug: *Spelling error in the README file* opened by Codertocat"
+    );
+    assert!(
+        slack.calls("chat.update").is_empty(),
+        "a templated parent is not redrawn"
+    );
+    slack.assert_no_problems();
+}
+
+/// The README's example, as written there: the promise it makes is what happens.
+#[tokio::test]
+async fn the_readme_example_does_what_the_readme_says() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let block = readme
+        .split("<!-- slack-example -->\n```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```\n<!-- /slack-example -->").next())
+        .expect("the README's Slack example");
+    let slack = FakeSlackApi::start().await;
+    let setup = Setup::new();
+    let token = setup.dir.path().join("token");
+    std::fs::write(&token, TOKEN).unwrap();
+    let file = block.replace(
+        "token = \"${SLACK_BOT_TOKEN}\"",
+        &format!(
+            "token = \"file:{}\"\napi_url = \"{}\"\nmax_per_second = 0",
+            token.display(),
+            slack.url
+        ),
+    );
+    let herald = setup.file(file).spawn().await;
+    let in_repo = |mut body: Value, repo: &str| {
+        body["repository"]["full_name"] = json!(repo);
+        body
+    };
+    // A bug in octo-org/app: a thread in #triage, no ping (not P0).
+    herald
+        .send(
+            "issues",
+            "x-1",
+            &in_repo(opened(1, &["bug"]), "octo-org/app"),
+        )
+        .await;
+    // It becomes P0: a reply that pings @oncall.
+    let mut p0 = in_repo(
+        issue_event("labeled", 1, &["bug", "P0"], "2019-05-15T16:00:00Z"),
+        "octo-org/app",
+    );
+    p0["label"] = json!({"name": "P0"});
+    herald.send("issues", "x-2", &p0).await;
+    // A question elsewhere in the organisation: #issues.
+    herald
+        .send(
+            "issues",
+            "x-3",
+            &in_repo(opened(2, &["question"]), "octo-org/web"),
+        )
+        .await;
+    // A bot's bug, and a bug in another organisation: nowhere.
+    let mut by_bot = in_repo(opened(3, &["bug"]), "octo-org/app");
+    by_bot["issue"]["user"] = json!({"login": "dependabot[bot]", "type": "Bot"});
+    herald.send("issues", "x-4", &by_bot).await;
+    herald
+        .send("issues", "x-5", &in_repo(opened(4, &["bug"]), "other/app"))
+        .await;
+    herald.settled("analytics", 5).await;
+    let triage = herald.settled("triage", 2).await;
+    assert!(
+        triage.iter().all(|(status, _)| status == "delivered"),
+        "{triage:?}"
+    );
+    herald.settled("issues", 1).await;
+    let messages = slack.messages();
+    assert_eq!(messages.len(), 3, "{messages:?}");
+    let parent = messages
+        .iter()
+        .find(|m| m.channel == CHANNEL && m.role() == "parent")
+        .unwrap();
+    assert!(!parent.text.contains("subteam"), "{}", parent.text);
+    let replies = slack.replies(&parent.ts);
+    assert_eq!(replies.len(), 1);
+    assert!(
+        replies[0]
+            .text
+            .starts_with("<!subteam^S0ONCALL> Label P0 added"),
+        "{}",
+        replies[0].text
+    );
+    let other = messages
+        .iter()
+        .find(|m| m.channel == crate::fake_slack::OTHER_CHANNEL)
+        .unwrap();
+    assert!(other.text.contains("#2 "), "{}", other.text);
+    // The bug is reminded of after 24 working hours.
+    let reminders = herald
+        .store()
+        .await
+        .slack_reminders("triage")
+        .await
+        .unwrap();
+    assert_eq!(reminders.len(), 1);
+    assert_eq!(reminders[0].issue_number, 1);
+    slack.assert_no_problems();
+}

@@ -19,6 +19,12 @@ use crate::helpers::wait_until;
 
 pub const TOKEN: &str = "xoxb-test-token";
 pub const CHANNEL: &str = "C0TRIAGE";
+/// A second channel the bot is in.
+pub const OTHER_CHANNEL: &str = "C0ISSUES";
+
+fn known_channel(channel: &Value) -> bool {
+    channel == CHANNEL || channel == OTHER_CHANNEL
+}
 
 /// What the fake answers to one `chat.postMessage`.
 #[derive(Debug, Clone)]
@@ -36,6 +42,7 @@ pub enum Answer {
 /// One message as Slack keeps it.
 #[derive(Debug, Clone)]
 pub struct Message {
+    pub channel: String,
     pub ts: String,
     pub thread_ts: Option<String>,
     pub text: String,
@@ -230,7 +237,7 @@ async fn post(
     if !json_type {
         problem(&state, format!("{method}: not sent as JSON"));
     }
-    if params["channel"] != CHANNEL {
+    if !known_channel(&params["channel"]) {
         problem(&state, format!("{method}: channel {}", params["channel"]));
         return refuse("channel_not_found");
     }
@@ -239,14 +246,17 @@ async fn post(
         "chat.update" => {
             let ts = params["ts"].as_str().unwrap_or_default();
             let mut messages = state.messages.lock().unwrap();
-            match messages.iter_mut().find(|m| m.ts == ts) {
+            match messages
+                .iter_mut()
+                .find(|m| m.ts == ts && params["channel"] == m.channel.as_str())
+            {
                 Some(message) => {
                     params["text"]
                         .as_str()
                         .unwrap_or_default()
                         .clone_into(&mut message.text);
                     message.blocks = params["blocks"].clone();
-                    ok(json!({ "channel": CHANNEL, "ts": ts }))
+                    ok(json!({ "channel": params["channel"], "ts": ts }))
                 }
                 None => {
                     drop(messages);
@@ -297,6 +307,7 @@ async fn post_message(state: &Arc<FakeState>, params: Value) -> Response {
             return refuse("thread_not_found");
         }
         messages.push(Message {
+            channel: params["channel"].as_str().unwrap_or_default().to_owned(),
             ts: ts.clone(),
             thread_ts,
             text: params["text"].as_str().unwrap_or_default().to_owned(),
@@ -308,7 +319,7 @@ async fn post_message(state: &Arc<FakeState>, params: Value) -> Response {
     if matches!(answer, Some(Answer::PostThenHang)) {
         tokio::time::sleep(Duration::from_secs(3600)).await;
     }
-    ok(json!({ "channel": CHANNEL, "ts": ts }))
+    ok(json!({ "channel": params["channel"], "ts": ts }))
 }
 
 async fn get(
@@ -329,7 +340,7 @@ async fn get(
     if !check_token(&state, &method, &headers) {
         return refuse("invalid_auth");
     }
-    if params["channel"] != CHANNEL {
+    if !known_channel(&params["channel"]) {
         problem(&state, format!("{method}: channel {}", params["channel"]));
         return refuse("channel_not_found");
     }
@@ -348,7 +359,14 @@ async fn get(
         .as_str()
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let messages = state.messages.lock().unwrap().clone();
+    let messages: Vec<Message> = state
+        .messages
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|m| params["channel"] == m.channel.as_str())
+        .cloned()
+        .collect();
     let mut selected: Vec<&Message> = match method.as_str() {
         "conversations.history" => messages
             .iter()

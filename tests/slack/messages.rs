@@ -5,6 +5,9 @@
 
 use std::collections::BTreeMap;
 
+use herald::config::RouteConfig;
+use herald::routes::{Route, Router};
+use herald::sinks::slack::template::Templates;
 use herald::sinks::slack::view::Payload;
 use herald::sinks::slack::{Card, render_event};
 use serde_json::{Value, json};
@@ -172,4 +175,91 @@ fn hostile_text() {
         assert!(!text.contains(raw), "{raw} got through");
     }
     insta::assert_json_snapshot!("hostile", all);
+}
+
+/// Every template field filled with text written to break out: the template's own Slack syntax
+/// stays, the fields' does not.
+#[test]
+fn hostile_template_fields() {
+    let source = "{{ mention }} *{{ url | link('#' ~ number ~ ' ' ~ title) }}* in {{ repository }} by {{ author }} \
+                  labels {{ labels | join(', ') }} / {{ label }} / {{ assignees | join(', ') }} / {{ state_reason }}\n\
+                  {{ comment_author }}: {{ excerpt }} {{ created_at | date }} {{ sender | upper }}";
+    let config = RouteConfig {
+        template: Some(source.to_owned()),
+        to: vec!["triage".to_owned()],
+        ..RouteConfig::default()
+    };
+    let router = Router {
+        routes: vec![Route::new(0, &config).unwrap()],
+        built_in: Vec::new(),
+    };
+    let templates = Templates::compile(&router).unwrap();
+    let mut all = BTreeMap::new();
+    let mut issue = sample("issues/labeled.payload.json");
+    issue["issue"]["title"] = json!("<!channel> *x* `y` <https://evil|z>");
+    issue["issue"]["labels"] = json!([{"name": "<!here>"}, {"name": "_p0_"}]);
+    issue["issue"]["assignees"] = json!([{"login": "<@U1>"}]);
+    issue["label"] = json!({"name": "~<!everyone>~"});
+    issue["issue"]["state_reason"] = json!("<!subteam^S1>");
+    issue["repository"]["full_name"] = json!("<evil>/repo");
+    issue["sender"]["login"] = json!("<!channel>");
+    let mut comment = sample("issue_comment/created.payload.json");
+    comment["comment"]["user"]["login"] = json!("*bold*");
+    comment["comment"]["body"] = json!("<!here>\n`code` <https://evil|x>");
+    for (name, event, payload) in [
+        ("labeled", "issues", issue),
+        ("comment", "issue_comment", comment),
+    ] {
+        let text = payload.to_string();
+        let message = templates
+            .render(
+                0,
+                event,
+                &Payload::parse(&text),
+                Some("<!subteam^S0123>"),
+                false,
+            )
+            .unwrap()
+            .unwrap();
+        for raw in [
+            "<!channel>",
+            "<!here>",
+            "<!everyone>",
+            "<@U1>",
+            "<https://evil",
+            "<!subteam^S1>",
+            "<evil>",
+        ] {
+            assert!(
+                !message.text.contains(raw),
+                "{raw} got through: {}",
+                message.text
+            );
+        }
+        assert!(message.text.starts_with("<!subteam^S0123> "));
+        all.insert(name, message.text);
+    }
+    insta::assert_json_snapshot!("hostile_template", all);
+}
+
+/// A payload near GitHub's 25 MiB cap, mostly fields no message shows, renders like a small one.
+#[test]
+fn a_huge_payload_renders_like_a_small_one() {
+    let mut issue = sample("issues/opened.payload.json");
+    let small = rendered("issues", &issue);
+    issue["issue"]["reactions"] = json!({ "filler": "x".repeat(24 * 1024 * 1024) });
+    issue["issue"]["body"] = json!(format!(
+        "{}\n{}",
+        "It looks like you accidently spelled 'commit' with two 't's.",
+        "y ".repeat(1024 * 1024)
+    ));
+    let big = rendered("issues", &issue);
+    assert_eq!(big["blocks"][0], small["blocks"][0]);
+    assert_eq!(big["blocks"][2], small["blocks"][2]);
+    let excerpt = big["blocks"][1]["text"]["text"].as_str().unwrap();
+    assert!(
+        excerpt.len() < 400,
+        "the excerpt is cut: {} bytes",
+        excerpt.len()
+    );
 }

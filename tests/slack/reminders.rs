@@ -42,6 +42,7 @@ business_hours = {{ zone = "Europe/Berlin", days = "Mon-Fri", hours = "09:00-17:
 
 /// A reminder pass of its own, on `store`, at the time `clock` says.
 fn pass_on(store: Store, slack: &FakeSlackApi, clock: &Arc<TestClock>, owner: &str) -> Reminders {
+    crate::helpers::install_crypto();
     Reminders {
         store,
         targets: vec![ReminderTarget {
@@ -268,4 +269,82 @@ async fn two_instances_post_a_reminder_once() {
     assert_eq!(a.unwrap() + b.unwrap(), 0);
     assert_eq!(slack.messages().len(), 5, "each reminder once");
     slack.assert_no_problems();
+}
+
+#[tokio::test]
+async fn pull_requests_get_no_reminder() {
+    let slack = FakeSlackApi::start().await;
+    let serve_clock = TestClock::at(TUESDAY_MORNING);
+    let herald = Setup::new()
+        .clock(&serve_clock)
+        .bot(&slack, &routes(r#"["issues", "pull_request"]"#))
+        .spawn()
+        .await;
+    let pull = crate::harness::sample("pull_request/opened.payload.json");
+    herald.send("pull_request", "pr-1", &pull).await;
+    herald.send("issues", "pr-2", &opened(8, &[])).await;
+    herald.settled("triage", 2).await;
+    let rows = armed(&herald, 1).await;
+    let numbers: Vec<i64> = rows.iter().map(|r| r.issue_number).collect();
+    assert_eq!(numbers, vec![8], "the pull request has none");
+}
+
+#[tokio::test]
+async fn a_claim_taken_over_after_a_crash_finds_the_reminder_already_posted() {
+    let slack = FakeSlackApi::start().await;
+    let db = databases::sqlite();
+    let store = db.connect().await;
+    let reminder = NewReminder {
+        key: IssueKey {
+            destination: "triage",
+            repository: "octo/app",
+            number: 9,
+        },
+        repository_name: "octo/app",
+        title: "Crash on start",
+        url: "https://github.com/octo/app/issues/9",
+        author: "alice",
+        opened_at: BEFORE,
+        remind_after_ms: 3_600_000,
+        business_hours: None,
+        mention: None,
+        due_at: BEFORE + 3_600_000,
+    };
+    store.arm_reminder(&reminder, BEFORE).await.unwrap();
+    // An instance claims it, posts it, and dies before recording that it did.
+    crate::helpers::install_crypto();
+    let claimed = store
+        .claim_due_reminders(&["triage"], "crashed", TUESDAY_MORNING, 60_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let api = SlackApi::new(
+        &slack.url,
+        SecretString::from(TOKEN),
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let message = herald::sinks::slack::reminders::reminder_message(&claimed[0]);
+    let body = serde_json::json!({
+        "channel": CHANNEL, "text": message.text, "blocks": message.blocks,
+        "metadata": {"event_type": "herald_delivery", "event_payload": {
+            "destination": "triage", "repository": "octo/app", "number": 9, "role": "reminder"}}
+    });
+    api.post_message(&body).await.unwrap();
+    // Its claim runs out; another instance takes over and looks before posting.
+    let clock = TestClock::at(TUESDAY_MORNING + 61_000);
+    let reminders = pass_on(db.connect().await, &slack, &clock, "survivor");
+    assert_eq!(
+        reminders.pass().await.unwrap(),
+        0,
+        "found, not posted again"
+    );
+    assert_eq!(slack.messages().len(), 1);
+    assert_eq!(slack.calls("conversations.history").len(), 1);
+    let rows = store.slack_reminders("triage").await.unwrap();
+    assert_eq!(rows[0].status, "sent");
+    assert_eq!(
+        rows[0].sent_ts.as_deref(),
+        Some(slack.messages()[0].ts.as_str())
+    );
 }

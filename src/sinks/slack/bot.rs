@@ -350,16 +350,22 @@ impl SlackBot {
         let mention = route.mention();
         card.mention.clone_from(&mention);
         let opening = opens(&event.event, payload, route.late);
-        let mut parent = card.render(mention.as_deref());
         let also: Vec<String> = burst
             .iter()
             .map(|(_, name, text)| summary(name, &Payload::parse(text)))
             .collect();
-        if opening && !also.is_empty() {
+        // A route's template shapes the announcement: that message is then the parent, kept as
+        // it was posted (the state is still tracked, but not redrawn over the template).
+        card.templated = opening && route.template().is_some();
+        let parent = if card.templated {
+            self.message(delivery, payload, route, mention.as_deref(), also.clone())?
+        } else {
+            let mut parent = card.render(mention.as_deref());
+            if opening && !also.is_empty() {
+                parent.blocks.push(json!({ "type": "context", "elements": [{ "type": "mrkdwn", "text": format!("also: {}", also.join(" · ")) }] }));
+            }
             parent
-                .blocks
-                .push(json!({ "type": "context", "elements": [{ "type": "mrkdwn", "text": format!("also: {}", also.join(" · ")) }] }));
-        }
+        };
         // A slot taken over (or held before) may have a parent posted by an attempt that never
         // recorded it: look for any parent of this issue first.
         let posted = self
@@ -405,6 +411,20 @@ impl SlackBot {
         thread: &ThreadRow,
     ) -> Result<(), Outcome> {
         let event = &delivery.event;
+        if thread.channel != self.channel {
+            // The destination moved to another channel: the old thread is out of reach.
+            let message = self.message(
+                delivery,
+                payload,
+                route,
+                route.mention().as_deref(),
+                Vec::new(),
+            )?;
+            return self
+                .send_once(delivery, Role::Message, None, &message, false)
+                .await
+                .map(drop);
+        }
         let parent_ts = thread.parent_ts.as_deref().unwrap_or_default();
         let burst = self.burst(delivery, route, about).await?;
         if opens(&event.event, payload, false) {
@@ -419,8 +439,8 @@ impl SlackBot {
             .iter()
             .map(|(_, name, text)| summary(name, &Payload::parse(text)))
             .collect();
-        // In a thread, only an announcement pings: a label added later that the route needs.
-        let mention = if route.late { route.mention() } else { None };
+        // In a thread, only a label that makes a route with a mention hold pings (`P0` added).
+        let mention = route.newly_mention();
         let message = self.message(delivery, payload, route, mention.as_deref(), also)?;
         let broadcast = route.also_send_to_channel() && is_close(&event.event, payload);
         self.send_once(delivery, Role::Reply, Some(parent_ts), &message, broadcast)
@@ -450,7 +470,7 @@ impl SlackBot {
             return;
         }
         let card = shown.refreshed(newest);
-        if card.looks_like(&shown) {
+        if card.looks_like(&shown) || shown.templated {
             return;
         }
         let text = serde_json::to_string(&card).unwrap_or_default();

@@ -212,10 +212,8 @@ impl Reminders {
             else {
                 continue;
             };
-            let end = self.handle(target, &reminder, now).await;
-            if matches!(end, ReminderEnd::Sent { .. }) {
-                sent += 1;
-            }
+            let (end, posted) = self.handle(target, &reminder, now).await;
+            sent += usize::from(posted);
             match &end {
                 ReminderEnd::Sent { .. } => {
                     tracing::info!(destination = %reminder.destination, issue = reminder.issue_number, repository = %reminder.repository_name, "reminder posted");
@@ -241,19 +239,24 @@ impl Reminders {
         Ok(sent)
     }
 
+    /// How the reminder ends, and whether this pass posted it.
     async fn handle(
         &self,
         target: &ReminderTarget,
         reminder: &ReminderRow,
         now: i64,
-    ) -> ReminderEnd {
+    ) -> (ReminderEnd, bool) {
         if let Some(hours) = parse_business_hours(reminder.business_hours.as_deref())
             && !hours.is_working(now)
         {
-            return ReminderEnd::Postponed {
-                due_at: hours.add_working_ms(now, 0),
-                error: None,
-            };
+            let due_at = hours.add_working_ms(now, 0);
+            return (
+                ReminderEnd::Postponed {
+                    due_at,
+                    error: None,
+                },
+                false,
+            );
         }
         match self
             .store
@@ -261,17 +264,15 @@ impl Reminders {
             .await
         {
             Ok(Some(state)) if !state.open => {
-                return ReminderEnd::Cancelled {
-                    reason: "closed".to_owned(),
-                };
+                let reason = "closed".to_owned();
+                return (ReminderEnd::Cancelled { reason }, false);
             }
             Ok(Some(state)) if state.answered => {
-                return ReminderEnd::Cancelled {
-                    reason: "answered".to_owned(),
-                };
+                let reason = "answered".to_owned();
+                return (ReminderEnd::Cancelled { reason }, false);
             }
             Ok(_) => {}
-            Err(error) => return postpone(now, format!("store: {error}")),
+            Err(error) => return (postpone(now, format!("store: {error}")), false),
         }
         let key = IssueKey {
             destination: &reminder.destination,
@@ -280,7 +281,7 @@ impl Reminders {
         };
         let thread = match self.store.slack_thread(key).await {
             Ok(thread) => thread,
-            Err(error) => return postpone(now, format!("store: {error}")),
+            Err(error) => return (postpone(now, format!("store: {error}")), false),
         };
         let thread_ts = thread
             .as_ref()
@@ -312,9 +313,9 @@ impl Reminders {
                 )
                 .await
             {
-                Ok(Some(ts)) => return ReminderEnd::Sent { ts },
+                Ok(Some(ts)) => return (ReminderEnd::Sent { ts }, false),
                 Ok(None) => {}
-                Err(outcome) => return postpone(now, outcome.reason().to_owned()),
+                Err(outcome) => return (postpone(now, outcome.reason().to_owned()), false),
             }
         }
         let message = reminder_message(reminder);
@@ -329,9 +330,9 @@ impl Reminders {
             body["thread_ts"] = json!(ts);
         }
         match target.api.post_message(&body).await {
-            Ok(posted) => ReminderEnd::Sent { ts: posted.ts },
-            Err(Outcome::Permanent { reason }) => ReminderEnd::Cancelled { reason },
-            Err(outcome) => postpone(now, outcome.reason().to_owned()),
+            Ok(posted) => (ReminderEnd::Sent { ts: posted.ts }, true),
+            Err(Outcome::Permanent { reason }) => (ReminderEnd::Cancelled { reason }, false),
+            Err(outcome) => (postpone(now, outcome.reason().to_owned()), false),
         }
     }
 }

@@ -466,6 +466,9 @@ pub struct Card {
     /// The mention the parent was posted with (configuration), kept when it is redrawn.
     #[serde(default)]
     pub mention: Option<String>,
+    /// The parent is a route template's message: never redrawn as a card.
+    #[serde(default)]
+    pub templated: bool,
 }
 
 impl Card {
@@ -504,6 +507,7 @@ impl Card {
             ),
             updated_at: time_ms(item.updated_at.as_deref()).unwrap_or(0),
             mention: None,
+            templated: false,
         })
     }
 
@@ -514,6 +518,7 @@ impl Card {
         Self {
             excerpt: self.excerpt.clone(),
             mention: self.mention.clone(),
+            templated: self.templated,
             ..newer
         }
     }

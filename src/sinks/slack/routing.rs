@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::business_hours::BusinessHours;
 use crate::config::{BusinessHoursConfig, RouteConfig, parse_duration};
 use crate::github::IndexedEvent;
-use crate::routes::{Route, Router};
+use crate::routes::{Route, Router, Verdict};
 use crate::store::StoredEvent;
 
 use super::template::Templates;
@@ -48,13 +48,20 @@ impl SlackRouting {
         else {
             return RowRoute::default();
         };
+        let routes: Vec<(usize, &Route)> = matched
+            .routes
+            .iter()
+            .filter_map(|index| Some((*index, self.router.routes.get(*index)?)))
+            .collect();
+        let newly = routes
+            .iter()
+            .filter(|(_, route)| route.verdict(&subject) == Verdict::Matched { late: true })
+            .map(|(index, _)| *index)
+            .collect();
         RowRoute {
             late: matched.late,
-            routes: matched
-                .routes
-                .iter()
-                .filter_map(|index| Some((*index, self.router.routes.get(*index)?)))
-                .collect(),
+            routes,
+            newly,
         }
     }
 }
@@ -62,8 +69,11 @@ impl SlackRouting {
 /// The routes that matched one row.
 #[derive(Debug, Default)]
 pub struct RowRoute<'r> {
+    /// Every route matched only because a label was just added: the issue is new here.
     pub late: bool,
     pub routes: Vec<(usize, &'r Route)>,
+    /// The routes that hold only since this event added a label (`P0` added to a `bug`).
+    pub newly: Vec<usize>,
 }
 
 /// A reminder as a route asks for it.
@@ -86,6 +96,23 @@ impl RowRoute<'_> {
             let mention = mention.trim();
             if !mention.is_empty() && !mentions.contains(&mention) {
                 mentions.push(mention);
+            }
+        }
+        (!mentions.is_empty()).then(|| mentions.join(" "))
+    }
+
+    /// The mentions of the routes this event newly made hold (a label they need was just
+    /// added): what pings inside a thread.
+    pub fn newly_mention(&self) -> Option<String> {
+        let mut mentions: Vec<&str> = Vec::new();
+        for (index, route) in &self.routes {
+            if let (true, Some(mention)) =
+                (self.newly.contains(index), route.config.mention.as_deref())
+            {
+                let mention = mention.trim();
+                if !mention.is_empty() && !mentions.contains(&mention) {
+                    mentions.push(mention);
+                }
             }
         }
         (!mentions.is_empty()).then(|| mentions.join(" "))
