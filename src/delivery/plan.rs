@@ -196,10 +196,7 @@ pub fn plan(
     let mut routes = Vec::new();
     for (index, route) in file.routes.iter().enumerate() {
         match Route::new(index, route) {
-            Ok(route) => {
-                problems.extend(crate::sinks::slack::routing::check_route(&route));
-                routes.push(route);
-            }
+            Ok(route) => routes.push(route),
             Err(error) => problems.push(error),
         }
     }
@@ -260,6 +257,10 @@ pub fn plan(
     if let Err(error) = router.check_destinations(&known) {
         problems.push(error);
     }
+    problems.extend(crate::sinks::slack::routing::check_routes(
+        &router.routes,
+        &known,
+    ));
     if problems.is_empty() {
         Ok(Plan {
             destinations,

@@ -586,6 +586,16 @@ async fn bad_bot_settings_are_refused_with_the_key_and_the_next_step() {
     .await;
     assert!(error.contains("choose one"), "{error}");
     assert!(!error.contains("xoxb-secret-value"), "no secret in errors");
+    let webhook = "[destinations.issues]\nkind = \"slack-webhook\"\nurl = \"https://hooks.slack.com/services/T/B/x\"\n\n[[routes]]\nname = \"slow\"\nto = [\"issues\"]\nremind_after = \"24h\"\n".to_owned();
+    let error = refused(Setup::new().file(webhook)).await;
+    assert!(
+        error.contains("slow: remind_after needs a slack-bot destination"),
+        "{error}"
+    );
+    assert!(
+        !error.contains("hooks.slack.com"),
+        "the webhook URL is a secret: {error}"
+    );
     let broken = "[destinations.triage]\nkind = \"slack-bot\"\nchannel = \"C1\"\ntoken = \"xoxb-1\"\n\n[[routes]]\nname = \"p0\"\nto = [\"triage\"]\ntemplate = \"{% if %}\"\n".to_owned();
     let error = refused(Setup::new().file(broken)).await;
     assert!(error.contains("p0: template: line 1"), "{error}");

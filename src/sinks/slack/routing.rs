@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::business_hours::BusinessHours;
-use crate::config::{BusinessHoursConfig, RouteConfig, parse_duration};
+use crate::config::{BusinessHoursConfig, DestinationKind, RouteConfig, parse_duration};
 use crate::github::IndexedEvent;
 use crate::routes::{Route, Router, Verdict};
 use crate::store::StoredEvent;
@@ -200,6 +200,43 @@ pub fn check_route(route: &Route) -> Vec<String> {
                 "{name}: coalesce: {window:?} is longer than 10m (messages would wait that long)"
             )),
             Err(error) => problems.push(format!("{name}: coalesce: {error}")),
+        }
+    }
+    problems
+}
+
+/// Every route's Slack options ([`check_route`], [`check_route_kinds`]).
+pub fn check_routes(routes: &[Route], known: &[(String, DestinationKind)]) -> Vec<String> {
+    routes
+        .iter()
+        .flat_map(|route| {
+            let mut problems = check_route(route);
+            problems.extend(check_route_kinds(route, known));
+            problems
+        })
+        .collect()
+}
+
+/// Options only a bot destination can honour (reminders, coalescing), on a route that sends to
+/// none: said at start-up rather than silently ignored.
+pub fn check_route_kinds(route: &Route, known: &[(String, DestinationKind)]) -> Vec<String> {
+    let to_bot = route.to.iter().any(|to| {
+        known
+            .iter()
+            .any(|(name, kind)| name.as_str() == &**to && *kind == DestinationKind::SlackBot)
+    });
+    let config = &route.config;
+    let mut problems = Vec::new();
+    for (key, set) in [
+        ("remind_after", config.remind_after.is_some()),
+        ("coalesce", config.coalesce.is_some()),
+    ] {
+        if set && !to_bot {
+            problems.push(format!(
+                "{}: {key} needs a slack-bot destination in `to` (incoming webhooks cannot thread, \
+                 update or be asked what they posted)",
+                route.name
+            ));
         }
     }
     problems
