@@ -216,7 +216,9 @@ impl SlackBot {
         route: &RowRoute<'_>,
         about: &About<'_>,
     ) -> Result<(), Outcome> {
-        if route.late || opens(&delivery.event.event, payload, false) {
+        let remembers = opens(&delivery.event.event, payload, false)
+            && self.routing.may_announce_late(&self.destination);
+        if route.late || remembers {
             let first = self
                 .store
                 .announce_once(self.key(about), delivery.row, now_ms())
@@ -226,13 +228,13 @@ impl SlackBot {
                 return Ok(());
             }
         }
-        let message = self.message(
-            delivery,
-            payload,
-            route,
-            route.mention().as_deref(),
-            Vec::new(),
-        )?;
+        let also: Vec<String> = self
+            .burst(delivery, route, about)
+            .await?
+            .iter()
+            .map(|(_, name, text)| summary(name, &Payload::parse(text)))
+            .collect();
+        let message = self.message(delivery, payload, route, route.mention().as_deref(), also)?;
         self.send_once(delivery, Role::Message, None, &message, false)
             .await
             .map(drop)

@@ -115,7 +115,7 @@ pub async fn track(
                 let due = due_at(policy.after, hours.as_ref(), reopened);
                 match store.rearm_reminder(key, reopened, due, now_ms()).await {
                     Ok(true) => Ok(()),
-                    Ok(false) => arm(store, key, payload, &policy).await,
+                    Ok(false) => arm(store, key, payload, &policy, Some(reopened)).await,
                     Err(error) => Err(error),
                 }
             }
@@ -123,7 +123,7 @@ pub async fn track(
         },
         _ => match route.remind() {
             Some(policy) if item.is_open() && !author.is_some_and(super::view::User::is_bot) => {
-                arm(store, key, payload, &policy).await
+                arm(store, key, payload, &policy, None).await
             }
             _ => Ok(()),
         },
@@ -133,16 +133,18 @@ pub async fn track(
     }
 }
 
+/// Arms the reminder of an issue opened at its `created_at`, or `since` (a reopen).
 async fn arm(
     store: &Store,
     key: IssueKey<'_>,
     payload: &Payload<'_>,
     policy: &RemindPolicy,
+    since: Option<i64>,
 ) -> Result<(), crate::store::StoreError> {
     let Some(item) = payload.item() else {
         return Ok(());
     };
-    let Some(opened) = time_ms(item.created_at.as_deref()) else {
+    let Some(opened) = since.or_else(|| time_ms(item.created_at.as_deref())) else {
         return Ok(());
     };
     let hours = policy

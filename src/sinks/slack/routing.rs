@@ -34,6 +34,17 @@ impl SlackRouting {
         })
     }
 
+    /// Whether a route to `destination` has label conditions, so a label added later can
+    /// announce an issue there (only then are announcements remembered).
+    pub fn may_announce_late(&self, destination: &str) -> bool {
+        self.router.routes.iter().any(|route| {
+            route.to.iter().any(|to| &**to == destination)
+                && (route.config.labels_any.is_some()
+                    || route.config.labels_all.is_some()
+                    || route.config.labels_none.is_some())
+        })
+    }
+
     /// The routes that sent `event` to `destination`.
     pub fn of(&self, destination: &str, event: &StoredEvent) -> RowRoute<'_> {
         let Ok((indexed, _)) = IndexedEvent::parse(event.payload.as_bytes()) else {

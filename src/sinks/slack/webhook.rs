@@ -68,7 +68,9 @@ impl SlackWebhook {
         };
         let route = routed.routing.of(&routed.destination, event);
         // Only announcements are remembered: the opening event, and a label added later.
-        let announces = route.late || event.action.as_deref() == Some("opened");
+        let announces = route.late
+            || (event.action.as_deref() == Some("opened")
+                && routed.routing.may_announce_late(&routed.destination));
         if announces
             && let (Some(repository), Some(number)) = (&event.repository, event.issue_number)
         {
