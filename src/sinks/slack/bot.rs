@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 
 use super::api::{EVENT_TYPE, Posted, SlackApi};
 use super::reminders;
-use super::render::{Card, Presentation, SlackMessage, render, summary};
+use super::render::{Card, Presentation, SlackMessage, also_block, render, summary};
 use super::routing::{RowRoute, SlackRouting};
 use super::view::Payload;
 use crate::sinks::{BoxFuture, Delivery, Guarantee, Outcome, Sink};
@@ -364,7 +364,7 @@ impl SlackBot {
         } else {
             let mut parent = card.render(mention.as_deref());
             if opening && !also.is_empty() {
-                parent.blocks.push(json!({ "type": "context", "elements": [{ "type": "mrkdwn", "text": format!("also: {}", also.join(" · ")) }] }));
+                parent.blocks.push(also_block(&also));
             }
             parent
         };

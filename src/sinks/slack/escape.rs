@@ -88,13 +88,39 @@ pub fn date(unix_ms: i64) -> String {
     format!("<!date^{seconds}^{{date_short_pretty}} at {{time}}|{fallback}>")
 }
 
-/// Labels as inline code (`` `bug` ``), escaped.
+/// Most labels (or names) a message lists; the rest are counted.
+pub const MAX_LISTED: usize = 10;
+/// Longest label shown (GitHub's own limit is 50).
+const MAX_LABEL_CHARS: usize = 50;
+
+/// Labels as inline code (`` `bug` ``), escaped; at most [`MAX_LISTED`], then `+N more`, so a
+/// flood of labels cannot push a block past Slack's limits.
 pub fn labels(names: &[impl AsRef<str>]) -> String {
-    names
+    let mut listed: Vec<String> = names
         .iter()
-        .map(|name| format!("`{}`", escape(name.as_ref())))
-        .collect::<Vec<_>>()
-        .join(", ")
+        .take(MAX_LISTED)
+        .map(|name| {
+            let name: String = name.as_ref().chars().take(MAX_LABEL_CHARS).collect();
+            format!("`{}`", escape(&name))
+        })
+        .collect();
+    if names.len() > MAX_LISTED {
+        listed.push(format!("+{} more", names.len() - MAX_LISTED));
+    }
+    listed.join(", ")
+}
+
+/// Logins, escaped; at most [`MAX_LISTED`], then `+N more`.
+pub fn names(logins: &[impl AsRef<str>]) -> String {
+    let mut listed: Vec<String> = logins
+        .iter()
+        .take(MAX_LISTED)
+        .map(|login| escape(login.as_ref()))
+        .collect();
+    if logins.len() > MAX_LISTED {
+        listed.push(format!("+{} more", logins.len() - MAX_LISTED));
+    }
+    listed.join(", ")
 }
 
 /// Longest excerpt, in characters of the source text.

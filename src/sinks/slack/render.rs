@@ -7,7 +7,9 @@ use std::fmt::Write;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::escape::{EXCERPT_CHARS, EXCERPT_LINES, date, escape, excerpt, labels, link, quote};
+use super::escape::{
+    EXCERPT_CHARS, EXCERPT_LINES, date, escape, excerpt, labels, link, names, quote,
+};
 use super::view::{Item, Payload, User, time_ms};
 
 /// One message, ready to post.
@@ -91,11 +93,29 @@ pub fn render(event: &str, payload: &Payload<'_>, how: &Presentation<'_>) -> Sla
         let _ = write!(message.text, " (by {by})");
     }
     if !how.also.is_empty() {
-        message
-            .blocks
-            .push(context(&format!("also: {}", how.also.join(" · "))));
+        message.blocks.push(context(&also_line(&how.also)));
     }
     with_mention(message, how.mention)
+}
+
+/// Most coalesced events a message lists one by one.
+const MAX_ALSO: usize = 10;
+
+/// `also: label bug added by …` for the events a coalesced message tells, within Slack's limit
+/// for one element.
+pub fn also_line(also: &[String]) -> String {
+    let mut line = String::from("also: ");
+    let shown = also.len().min(MAX_ALSO);
+    line.push_str(&also[..shown].join(" · "));
+    if also.len() > shown {
+        let _ = write!(line, " · and {} more", also.len() - shown);
+    }
+    line
+}
+
+/// The context block for a coalesced message's other events.
+pub fn also_block(also: &[String]) -> Value {
+    context(&also_line(also))
 }
 
 /// Puts a mention (configuration, Slack syntax) in front of the text and the first block.
@@ -575,8 +595,7 @@ impl Card {
             context.push(format!("labels: {}", labels(&self.labels)));
         }
         if !self.assignees.is_empty() {
-            let names: Vec<String> = self.assignees.iter().map(|a| escape(a)).collect();
-            context.push(format!("assigned to {}", names.join(", ")));
+            context.push(format!("assigned to {}", names(&self.assignees)));
         }
         blocks.push(json!({ "type": "context", "elements": [{ "type": "mrkdwn", "text": context.join(" · ") }] }));
         let message = SlackMessage {
@@ -644,6 +663,35 @@ mod tests {
                 .as_str()
                 .unwrap()
                 .starts_with("<!subteam^S0123> *New issue*")
+        );
+    }
+
+    #[test]
+    fn floods_of_labels_and_events_stay_within_slacks_limits() {
+        let many: Vec<String> = (0..500).map(|n| format!("{}{n}", "x".repeat(60))).collect();
+        let payload = serde_json::json!({"action": "opened", "issue": {"number": 1, "title": "t",
+            "labels": many.iter().map(|name| serde_json::json!({"name": name})).collect::<Vec<_>>()},
+            "repository": {"full_name": "o/r"}});
+        let how = Presentation {
+            also: many.clone(),
+            ..Presentation::default()
+        };
+        let message = render("issues", &Payload::parse(&payload.to_string()), &how);
+        for block in &message.blocks {
+            let text = block
+                .pointer("/text/text")
+                .or_else(|| block.pointer("/elements/0/text"));
+            let length = text.and_then(Value::as_str).unwrap().chars().count();
+            assert!(length <= 3000, "{length}: {block}");
+        }
+        let all = message
+            .blocks
+            .iter()
+            .map(Value::to_string)
+            .collect::<String>();
+        assert!(
+            all.contains("+490 more") && all.contains("and 490 more"),
+            "{all}"
         );
     }
 }
