@@ -20,3 +20,4 @@ mod harness;
 mod helpers;
 mod messages;
 mod reminders;
+mod threads;

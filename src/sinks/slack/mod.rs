@@ -5,6 +5,7 @@
 
 mod api;
 mod bot;
+pub mod card;
 pub mod escape;
 pub mod reminders;
 pub mod render;
@@ -20,7 +21,8 @@ use serde_json::json;
 
 pub use api::{EVENT_TYPE, Posted, SlackApi, classify};
 pub use bot::SlackBot;
-pub use render::{Card, Presentation, SlackMessage, render, render_event};
+pub use card::Card;
+pub use render::{Presentation, SlackMessage, render, render_event};
 pub use routing::SlackRouting;
 pub use webhook::SlackWebhook;
 
