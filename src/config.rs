@@ -313,5 +313,12 @@ mod tests {
             database_statement_timeout: Duration::from_secs(1),
         };
         assert!(!format!("{database:?}").contains("hunter2"));
+        let slack = SlackBotConfig {
+            slack_bot_token: Some(SecretString::from("xoxb-hunter2")),
+            slack_channel: Some("C1".into()),
+            slack_api_url: "https://slack.com/api".into(),
+            slack_reminder_interval: Duration::from_secs(60),
+        };
+        assert!(!format!("{slack:?}").contains("hunter2"));
     }
 }
