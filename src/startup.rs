@@ -17,7 +17,7 @@ use crate::http::{ApiToken, AppState, BodyBudget, router};
 use crate::metrics::Metrics;
 use crate::redeliver::{PeriodicRedeliver, run_periodically};
 use crate::routes::{BuiltIn, Router};
-use crate::sinks::slack::reminders::{Clock, ReminderTarget, Reminders, SystemClock};
+use crate::sinks::slack::reminders::{ReminderTarget, Reminders, SystemClock};
 use crate::sinks::slack::{SlackApi, SlackRouting};
 use crate::sinks::{AnalyticsSink, ConsoleNotifier, Sink, SlackBot, SlackWebhook};
 use crate::store::{Backend, EventWriter, Store};
@@ -28,8 +28,6 @@ use crate::supervisor::{Importance, Supervisor, TaskHealth};
 #[derive(Default)]
 pub struct Extras {
     pub sinks: Vec<(String, Arc<dyn Sink>, LaneLimits)>,
-    /// The clock Slack reminders read (tests drive it); the system's when `None`.
-    pub clock: Option<Arc<dyn Clock>>,
 }
 
 /// Runs `herald serve` until `shutdown` fires, then stops accepting, finishes requests in flight,
@@ -51,7 +49,7 @@ pub async fn serve_with(
 ) -> anyhow::Result<()> {
     check(&config)?;
     let mut plan = crate::delivery::plan(&config, &|name| std::env::var(name).ok())?;
-    let (extra_sinks, clock) = add_extras(&mut plan, extras);
+    let extra_sinks = add_extras(&mut plan, extras);
     let redeliver = PeriodicRedeliver::from_config(&config.redeliver, &config.github)?;
     let (secrets, source) = load_secrets(&config.secrets)?;
     let store = Store::connect(&config.database).await?;
@@ -86,7 +84,7 @@ pub async fn serve_with(
     spawn_lanes(
         &mut supervisor,
         &plan,
-        (&extra_sinks, clock),
+        &extra_sinks,
         &config,
         &store,
         &wakers,
@@ -164,7 +162,7 @@ pub async fn serve_with(
 fn spawn_lanes(
     supervisor: &mut Supervisor,
     plan: &Plan,
-    (extra_sinks, clock): (&[ExtraSink], Option<Arc<dyn Clock>>),
+    extra_sinks: &[(String, Arc<dyn Sink>)],
     config: &ServeConfig,
     store: &Store,
     wakers: &Wakers,
@@ -206,7 +204,7 @@ fn spawn_lanes(
             lane.run(stop.clone()),
         );
     }
-    spawn_reminders(supervisor, plan, config, store, clock, stop)
+    spawn_reminders(supervisor, plan, config, store, stop)
 }
 
 /// The store's own background work: cross-instance wake-ups on PostgreSQL, WAL checkpoints on
@@ -234,12 +232,8 @@ fn spawn_store_tasks(
     }
 }
 
-/// A code-defined destination's name and sink.
-type ExtraSink = (String, Arc<dyn Sink>);
-
-/// Adds code-defined destinations to the plan, each with a built-in route for every event;
-/// returns their sinks and the clock the extras set.
-fn add_extras(plan: &mut Plan, extras: Extras) -> (Vec<ExtraSink>, Option<Arc<dyn Clock>>) {
+/// Adds code-defined destinations to the plan, each with a built-in route for every event.
+fn add_extras(plan: &mut Plan, extras: Extras) -> Vec<(String, Arc<dyn Sink>)> {
     let mut router: Router = (*plan.router).clone();
     let mut sinks = Vec::new();
     for (name, sink, limits) in extras.sinks {
@@ -256,7 +250,7 @@ fn add_extras(plan: &mut Plan, extras: Extras) -> (Vec<ExtraSink>, Option<Arc<dy
         sinks.push((name.to_string(), sink));
     }
     plan.router = Arc::new(router);
-    (sinks, extras.clock)
+    sinks
 }
 
 fn build_sink(
@@ -298,7 +292,6 @@ fn spawn_reminders(
     plan: &Plan,
     config: &ServeConfig,
     store: &Store,
-    clock: Option<Arc<dyn Clock>>,
     stop: &CancellationToken,
 ) -> anyhow::Result<()> {
     if !plan
@@ -332,7 +325,7 @@ fn spawn_reminders(
     let reminders = Reminders {
         store: store.clone(),
         targets,
-        clock: clock.unwrap_or_else(|| Arc::new(SystemClock)),
+        clock: Arc::new(SystemClock),
         owner: format!(
             "{}-{:016x}",
             std::process::id(),

@@ -9,7 +9,6 @@ use clap::Parser;
 use herald::config::{FileConfig, ServeConfig};
 use herald::github::sign_sha256;
 use herald::sinks::slack::reminders::Clock;
-use herald::startup::Extras;
 use herald::store::Store;
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -62,7 +61,6 @@ pub struct Setup {
     pub dir: Arc<tempfile::TempDir>,
     args: Vec<String>,
     file: Option<String>,
-    clock: Option<Arc<TestClock>>,
 }
 
 impl Setup {
@@ -100,7 +98,6 @@ impl Setup {
             dir,
             args,
             file: None,
-            clock: None,
         }
     }
 
@@ -119,11 +116,6 @@ impl Setup {
     pub fn bot(self, slack: &FakeSlackApi, routes: &str) -> Self {
         let text = bot_file(slack, self.dir.path(), routes);
         self.file(text)
-    }
-
-    pub fn clock(mut self, clock: &Arc<TestClock>) -> Self {
-        self.clock = Some(Arc::clone(clock));
-        self
     }
 
     pub fn database_url(&self) -> String {
@@ -147,16 +139,7 @@ impl Setup {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
-        let extras = Extras {
-            clock: self.clock.map(|clock| clock as Arc<dyn Clock>),
-            ..Extras::default()
-        };
-        let handle = tokio::spawn(herald::startup::serve_with(
-            config,
-            listener,
-            shutdown.clone(),
-            extras,
-        ));
+        let handle = tokio::spawn(herald::startup::serve(config, listener, shutdown.clone()));
         let herald = Herald {
             address,
             database_url,

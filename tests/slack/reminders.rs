@@ -20,6 +20,8 @@ use crate::helpers::wait_until;
 /// after hours): 24 working hours (09:00-17:00) are Thursday, Friday and Monday, so it is due
 /// Monday 2019-05-20 17:00 in Berlin, 15:00 UTC.
 const DUE: i64 = 1_558_364_400_000;
+/// 2019-05-15T15:20:18Z, the payloads' `created_at`.
+const OPENED: i64 = 1_557_933_618_000;
 const BEFORE: i64 = 1_557_936_000_000; // Wed 2019-05-15 16:00 UTC
 const MONDAY_BEFORE_DUE: i64 = 1_558_360_800_000; // 14:00 UTC
 const TUESDAY_MORNING: i64 = 1_558_425_600_000; // Tue 2019-05-21 08:00 UTC, 10:00 in Berlin
@@ -27,6 +29,7 @@ const SATURDAY: i64 = 1_558_778_400_000; // Sat 2019-05-25 10:00 UTC
 const NEXT_MONDAY_OPEN: i64 = 1_558_940_400_000; // Mon 2019-05-27 07:00 UTC, 09:00 in Berlin
 const NEXT_MONDAY_LATER: i64 = 1_558_942_200_000;
 
+/// Reminders in working time; serve's own pass waits an hour, so only the test's passes run.
 fn routes(events: &str) -> String {
     format!(
         r#"
@@ -72,12 +75,16 @@ async fn armed(herald: &Herald, count: usize) -> Vec<herald::store::ReminderRow>
 #[tokio::test]
 async fn a_reminder_is_posted_once_in_the_issue_thread() {
     let slack = FakeSlackApi::start().await;
-    let clock = TestClock::at(TUESDAY_MORNING);
-    let herald = Setup::new()
-        .clock(&clock)
-        .bot(&slack, &routes(r#"["issues", "issue_comment"]"#))
-        .spawn()
-        .await;
+    // Wall-clock hours here, so serve's own pass (every 50 ms, on the system's clock) sends it:
+    // the issue is from 2019.
+    let routes = r#"
+[[routes]]
+events = ["issues", "issue_comment"]
+to = ["triage"]
+mention = "<!subteam^S0ONCALL>"
+remind_after = "24h"
+"#;
+    let herald = Setup::new().bot(&slack, routes).spawn().await;
     herald.send("issues", "a-1", &opened(1, &["bug"])).await;
     let store = herald.store().await;
     wait_until("the reminder is sent", || async {
@@ -90,14 +97,16 @@ async fn a_reminder_is_posted_once_in_the_issue_thread() {
     })
     .await;
     let reminder = &store.slack_reminders("triage").await.unwrap()[0];
-    assert_eq!(reminder.due_at, DUE);
+    assert_eq!(reminder.due_at, OPENED + 24 * 3_600_000);
     let parent = &slack.parents()[0];
     let replies = slack.replies(&parent.ts);
     assert_eq!(replies.len(), 1, "{replies:?}");
     assert_eq!(replies[0].role(), "reminder");
     assert_eq!(reminder.sent_ts.as_deref(), Some(replies[0].ts.as_str()));
     assert!(
-        replies[0].text.starts_with("<!subteam^S0ONCALL> No response yet after 24 working hours: #1 Spelling error in the README file"),
+        replies[0].text.starts_with(
+            "<!subteam^S0ONCALL> No response yet after 1 day: #1 Spelling error in the README file"
+        ),
         "{}",
         replies[0].text
     );
@@ -106,7 +115,7 @@ async fn a_reminder_is_posted_once_in_the_issue_thread() {
         .send("issue_comment", "a-2", &comment(1, "Codertocat", "bump"))
         .await;
     herald.settled("triage", 2).await;
-    clock.set(TUESDAY_MORNING + 60_000);
+    let clock = TestClock::at(TUESDAY_MORNING + 60_000);
     let again = pass_on(herald.store().await, &slack, &clock, "test")
         .pass()
         .await
@@ -126,9 +135,8 @@ async fn a_reminder_is_posted_once_in_the_issue_thread() {
 #[tokio::test]
 async fn a_reminder_waits_for_working_hours() {
     let slack = FakeSlackApi::start().await;
-    let serve_clock = TestClock::at(BEFORE);
     let herald = Setup::new()
-        .clock(&serve_clock)
+        .args(&["--slack-reminder-interval", "1h"])
         .bot(&slack, &routes(r#"["issues"]"#))
         .spawn()
         .await;
@@ -155,10 +163,9 @@ async fn a_reminder_waits_for_working_hours() {
 #[tokio::test]
 async fn an_answered_issue_gets_no_reminder_and_the_authors_own_comment_is_no_answer() {
     let slack = FakeSlackApi::start().await;
-    let serve_clock = TestClock::at(BEFORE);
     // Comments do not go to Slack here: the pass learns of the answer from the analytics tables.
     let herald = Setup::new()
-        .clock(&serve_clock)
+        .args(&["--slack-reminder-interval", "1h"])
         .bot(&slack, &routes(r#"["issues"]"#))
         .spawn()
         .await;
@@ -206,9 +213,8 @@ async fn an_answered_issue_gets_no_reminder_and_the_authors_own_comment_is_no_an
 #[tokio::test]
 async fn a_close_cancels_the_reminder_and_a_reopen_arms_it_again() {
     let slack = FakeSlackApi::start().await;
-    let serve_clock = TestClock::at(BEFORE);
     let herald = Setup::new()
-        .clock(&serve_clock)
+        .args(&["--slack-reminder-interval", "1h"])
         .bot(&slack, &routes(r#"["issues"]"#))
         .spawn()
         .await;
@@ -274,9 +280,8 @@ async fn two_instances_post_a_reminder_once() {
 #[tokio::test]
 async fn pull_requests_get_no_reminder() {
     let slack = FakeSlackApi::start().await;
-    let serve_clock = TestClock::at(TUESDAY_MORNING);
     let herald = Setup::new()
-        .clock(&serve_clock)
+        .args(&["--slack-reminder-interval", "1h"])
         .bot(&slack, &routes(r#"["issues", "pull_request"]"#))
         .spawn()
         .await;

@@ -183,16 +183,16 @@ pub struct Reminders {
 }
 
 impl Reminders {
-    /// Runs a pass every `interval` until `stop` fires. A pass that fails is logged and the next
-    /// one runs.
+    /// Runs a pass every `interval` (the first one after an interval) until `stop` fires. A
+    /// pass that fails is logged and the next one runs.
     pub async fn run(self, interval: Duration, stop: CancellationToken) -> anyhow::Result<()> {
         loop {
-            if let Err(error) = self.pass().await {
-                tracing::warn!(error = %error, "a reminder pass failed; the next one tries again");
-            }
             tokio::select! {
                 () = stop.cancelled() => return Ok(()),
                 () = tokio::time::sleep(interval) => {}
+            }
+            if let Err(error) = self.pass().await {
+                tracing::warn!(error = %error, "a reminder pass failed; the next one tries again");
             }
         }
     }
