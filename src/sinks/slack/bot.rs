@@ -191,19 +191,17 @@ impl SlackBot {
                 });
             }
         }
-        reminders::track(
-            &self.store,
-            self.key(&about),
-            &event.event,
-            &payload,
-            &route,
-        )
-        .await;
-        if route.thread() {
+        let sent = if route.thread() {
             self.threaded(delivery, &payload, &route, &about).await
         } else {
             self.unthreaded(delivery, &payload, &route, &about).await
+        };
+        if sent.is_ok() {
+            // After the message: a reminder armed now finds the thread it belongs in.
+            let key = self.key(&about);
+            reminders::track(&self.store, key, &event.event, &payload, &route).await;
         }
+        sent
     }
 
     /// A destination whose routes keep issues out of threads: every event in the channel, a
