@@ -181,6 +181,29 @@ pub struct BigQueryConfig {
     pub bigquery_api_url: String,
 }
 
+/// Slack through a bot token (`chat.postMessage`: threads, updates, reminders). Without a
+/// configuration file's `[[routes]]`, a token and a channel make the `slack` destination a bot.
+#[derive(Debug, Clone, Args)]
+pub struct SlackBotConfig {
+    /// A Slack app's bot token (`xoxb-…`; scopes `chat:write`, and `channels:history` or
+    /// `groups:history` so herald can check what it posted).
+    #[arg(long, env = "HERALD_SLACK_BOT_TOKEN", hide_env_values = true)]
+    pub slack_bot_token: Option<SecretString>,
+    /// The channel's id (`C0123456`, in the channel's details in Slack).
+    #[arg(long, env = "HERALD_SLACK_CHANNEL")]
+    pub slack_channel: Option<String>,
+    /// Base URL of Slack's Web API (tests point it at a local fake).
+    #[arg(
+        long,
+        env = "HERALD_SLACK_API_URL",
+        default_value = "https://slack.com/api"
+    )]
+    pub slack_api_url: String,
+    /// How often due reminders (`remind_after` on a route) are looked for.
+    #[arg(long, env = "HERALD_SLACK_REMINDER_INTERVAL", default_value = "1m", value_parser = parse_duration)]
+    pub slack_reminder_interval: Duration,
+}
+
 /// Everything `herald serve` needs.
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
@@ -221,6 +244,8 @@ pub struct ServeConfig {
     /// Most Slack messages per second (Slack allows about one per second per webhook, with bursts).
     #[arg(long, env = "HERALD_SLACK_MAX_PER_SECOND", default_value_t = 1.0)]
     pub slack_max_per_second: f64,
+    #[command(flatten)]
+    pub slack_bot: SlackBotConfig,
     /// Which events notify Slack: `event` or `event.action`, comma separated.
     #[arg(
         long,
@@ -445,5 +470,12 @@ mod tests {
             database_statement_timeout: Duration::from_secs(1),
         };
         assert!(!format!("{database:?}").contains("hunter2"));
+        let slack = SlackBotConfig {
+            slack_bot_token: Some(SecretString::from("xoxb-hunter2")),
+            slack_channel: Some("C1".into()),
+            slack_api_url: "https://slack.com/api".into(),
+            slack_reminder_interval: Duration::from_secs(60),
+        };
+        assert!(!format!("{slack:?}").contains("hunter2"));
     }
 }

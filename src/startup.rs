@@ -19,7 +19,9 @@ use crate::http::{ApiToken, AppState, BodyBudget, router};
 use crate::metrics::Metrics;
 use crate::redeliver::{PeriodicRedeliver, run_periodically};
 use crate::routes::{BuiltIn, Router};
-use crate::sinks::{AnalyticsSink, BigQuerySink, ConsoleNotifier, Sink, SlackWebhook};
+use crate::sinks::slack::reminders::{ReminderTarget, Reminders, SystemClock};
+use crate::sinks::slack::{SlackApi, SlackRouting};
+use crate::sinks::{AnalyticsSink, BigQuerySink, ConsoleNotifier, Sink, SlackBot, SlackWebhook};
 use crate::store::{Backend, EventWriter, Store};
 use crate::supervisor::{Importance, Supervisor, TaskHealth};
 
@@ -208,13 +210,14 @@ fn spawn_lanes(
         lease: config.delivery_lease,
         poll_interval: config.poll_interval,
     };
+    let routing = SlackRouting::new(Arc::clone(&plan.router)).map_err(anyhow::Error::msg)?;
     for destination in &plan.destinations {
         let sink = match extra_sinks
             .iter()
             .find(|(name, _)| name.as_str() == &*destination.name)
         {
             Some((_, sink)) => Arc::clone(sink),
-            None => build_sink(&destination.target, store, google)?,
+            None => build_sink(destination, store, &routing, google)?,
         };
         let lane = Lane::new(
             Arc::clone(&destination.name),
@@ -232,7 +235,7 @@ fn spawn_lanes(
             lane.run(stop.clone()),
         );
     }
-    Ok(())
+    spawn_reminders(supervisor, plan, config, store, stop)
 }
 
 /// The store's own background work: cross-instance wake-ups on PostgreSQL, WAL checkpoints on
@@ -344,14 +347,33 @@ async fn check_credentials(
 }
 
 fn build_sink(
-    target: &Target,
+    destination: &crate::delivery::Destination,
     store: &Store,
+    routing: &SlackRouting,
     google: Option<&Arc<GoogleAuth>>,
 ) -> anyhow::Result<Arc<dyn Sink>> {
-    Ok(match target {
+    let name = Arc::clone(&destination.name);
+    Ok(match &destination.target {
         Target::SlackWebhook { url, timeout } => {
-            Arc::new(SlackWebhook::new(url.clone(), *timeout)?)
+            Arc::new(SlackWebhook::new(url.clone(), *timeout)?.with_routes(
+                name,
+                routing.clone(),
+                store.clone(),
+            ))
         }
+        Target::SlackBot {
+            token,
+            channel,
+            api_url,
+            timeout,
+        } => Arc::new(SlackBot::new(
+            SlackApi::new(api_url, token.clone(), *timeout)?,
+            channel.clone(),
+            name,
+            routing.clone(),
+            store.clone(),
+            *timeout,
+        )),
         Target::Stdout => Arc::new(ConsoleNotifier),
         Target::Analytics => Arc::new(AnalyticsSink::new(store.clone())),
         Target::Bigquery {
@@ -364,6 +386,62 @@ fn build_sink(
             Arc::new(BigQuerySink::new(client, table.clone()))
         }
     })
+}
+
+/// The periodic Slack reminder pass, when a route asks for reminders and a bot destination can
+/// post them.
+fn spawn_reminders(
+    supervisor: &mut Supervisor,
+    plan: &Plan,
+    config: &ServeConfig,
+    store: &Store,
+    stop: &CancellationToken,
+) -> anyhow::Result<()> {
+    if !plan
+        .router
+        .routes
+        .iter()
+        .any(|route| route.config.remind_after.is_some())
+    {
+        return Ok(());
+    }
+    let mut targets = Vec::new();
+    for destination in &plan.destinations {
+        if let Target::SlackBot {
+            token,
+            channel,
+            api_url,
+            timeout,
+        } = &destination.target
+        {
+            targets.push(ReminderTarget {
+                destination: Arc::clone(&destination.name),
+                channel: channel.clone(),
+                api: SlackApi::new(api_url, token.clone(), *timeout)?,
+            });
+        }
+    }
+    if targets.is_empty() {
+        tracing::warn!("routes ask for reminders, but no slack-bot destination can post them");
+        return Ok(());
+    }
+    let reminders = Reminders {
+        store: store.clone(),
+        targets,
+        clock: Arc::new(SystemClock),
+        owner: format!(
+            "{}-{:016x}",
+            std::process::id(),
+            rand::rng().random::<u64>()
+        ),
+    };
+    let interval = config.slack_bot.slack_reminder_interval;
+    supervisor.spawn(
+        "Slack reminders",
+        Importance::Normal,
+        reminders.run(interval, stop.clone()),
+    );
+    Ok(())
 }
 
 /// Rows waiting for destinations this instance does not have stay pending (another instance, or

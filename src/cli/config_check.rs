@@ -86,6 +86,21 @@ pub fn render(
                     humantime::format_duration(*timeout).to_string()
                 );
             }
+            Target::SlackBot {
+                channel,
+                api_url,
+                timeout,
+                ..
+            } => {
+                let _ = writeln!(out, "channel = {channel:?}");
+                let _ = writeln!(out, "token = \"[redacted]\"");
+                let _ = writeln!(out, "api_url = {api_url:?}");
+                let _ = writeln!(
+                    out,
+                    "timeout = {:?}",
+                    humantime::format_duration(*timeout).to_string()
+                );
+            }
             Target::Bigquery {
                 table,
                 api_url,

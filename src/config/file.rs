@@ -118,6 +118,9 @@ pub struct RouteConfig {
     pub business_hours: Option<BusinessHoursConfig>,
     /// Slack: a message template (minijinja) replacing the built-in message.
     pub template: Option<String>,
+    /// Slack bot: hold events about one issue this long (`10s`) and tell a burst in one message
+    /// and one parent update; absent = every event at once.
+    pub coalesce: Option<String>,
 }
 
 /// Working time: a time zone, working days, working hours and holidays.

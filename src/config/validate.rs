@@ -128,7 +128,8 @@ pub fn check(config: &ServeConfig) -> Vec<String> {
             problems.push(format!("HERALD_NOTIFY_EVENTS (notify_events): {error}"));
         }
     }
-    if config.slack_webhook_url.is_some() && config.delivery_lease <= config.slack_timeout {
+    let slack = config.slack_webhook_url.is_some() || config.slack_bot.slack_bot_token.is_some();
+    if slack && config.delivery_lease <= config.slack_timeout {
         problems.push(format!(
             "HERALD_DELIVERY_LEASE ({}) must be longer than HERALD_SLACK_TIMEOUT ({}), or another \
              worker could take over a message still being sent",

@@ -3,7 +3,8 @@
 //! by the key that holds it.
 //!
 //! Without `[[routes]]` in a file, today's environment settings describe one notification
-//! destination (`slack` for `HERALD_SLACK_WEBHOOK_URL`, else `stdout`) and one route
+//! destination (`slack`: a bot for `HERALD_SLACK_BOT_TOKEN` + `HERALD_SLACK_CHANNEL`, a webhook
+//! for `HERALD_SLACK_WEBHOOK_URL`; else `stdout`) and one route
 //! (`HERALD_NOTIFY_EVENTS` to it). The `analytics` destination is built in and gets every
 //! `issues` and `issue_comment` event.
 
@@ -47,6 +48,13 @@ pub enum Target {
         url: SecretString,
         timeout: Duration,
     },
+    /// A Slack app's bot token and channel (`chat.postMessage`, threads).
+    SlackBot {
+        token: SecretString,
+        channel: String,
+        api_url: String,
+        timeout: Duration,
+    },
     Stdout,
     Analytics,
     Bigquery {
@@ -62,6 +70,18 @@ impl std::fmt::Debug for Target {
             Self::SlackWebhook { timeout, .. } => f
                 .debug_struct("SlackWebhook")
                 .field("url", &"[redacted]")
+                .field("timeout", timeout)
+                .finish(),
+            Self::SlackBot {
+                channel,
+                api_url,
+                timeout,
+                ..
+            } => f
+                .debug_struct("SlackBot")
+                .field("token", &"[redacted]")
+                .field("channel", channel)
+                .field("api_url", api_url)
                 .field("timeout", timeout)
                 .finish(),
             Self::Stdout => f.write_str("Stdout"),
@@ -85,9 +105,40 @@ impl Target {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::SlackWebhook { .. } => DestinationKind::SlackWebhook.as_str(),
+            Self::SlackBot { .. } => DestinationKind::SlackBot.as_str(),
             Self::Stdout => DestinationKind::Stdout.as_str(),
             Self::Analytics => ANALYTICS,
             Self::Bigquery { .. } => DestinationKind::Bigquery.as_str(),
+        }
+    }
+}
+
+impl Target {
+    /// Posts one message written by herald (the digest, …) to a Slack destination; other kinds
+    /// cannot take one.
+    pub async fn post_plain(
+        &self,
+        message: &crate::sinks::slack::SlackMessage,
+    ) -> anyhow::Result<()> {
+        match self {
+            Self::SlackBot {
+                token,
+                channel,
+                api_url,
+                timeout,
+            } => crate::sinks::slack::post_with_bot(
+                api_url,
+                token.clone(),
+                channel,
+                *timeout,
+                message,
+            )
+            .await
+            .map(drop),
+            Self::SlackWebhook { url, timeout } => {
+                crate::sinks::slack::post_with_webhook(url, *timeout, message).await
+            }
+            other => anyhow::bail!("a {} destination cannot post a message", other.kind()),
         }
     }
 }
@@ -173,29 +224,13 @@ pub fn plan(
             Err(mut errors) => problems.append(&mut errors),
         }
     }
-    if file.routes.is_empty() {
-        match legacy(config, default_concurrency) {
-            Ok((destination, route)) => {
-                if destinations.iter().any(|d| d.name == destination.name) {
-                    problems.push(format!(
-                        "destinations.{}: without [[routes]] the environment describes the `{}` \
-                         destination; add a [[routes]] entry, or rename the destination",
-                        destination.name, destination.name
-                    ));
-                } else {
-                    destinations.push(destination);
-                    routes.extend(route);
-                }
-            }
-            Err(error) => problems.push(error),
-        }
-    } else if config.slack_webhook_url.is_some() {
-        problems.push(
-            "HERALD_SLACK_WEBHOOK_URL is set, but the configuration file has [[routes]]: reference it \
-             from a destination instead (`url = \"${HERALD_SLACK_WEBHOOK_URL}\"`) and route to it"
-                .to_owned(),
-        );
-    }
+    add_legacy(
+        config,
+        default_concurrency,
+        &mut destinations,
+        &mut routes,
+        &mut problems,
+    );
     add_bigquery_from_env(
         config,
         default_concurrency,
@@ -227,6 +262,10 @@ pub fn plan(
     if let Err(error) = router.check_destinations(&known) {
         problems.push(error);
     }
+    problems.extend(crate::sinks::slack::routing::check_routes(
+        &router.routes,
+        &known,
+    ));
     if problems.is_empty() {
         Ok(Plan {
             destinations,
@@ -234,6 +273,47 @@ pub fn plan(
         })
     } else {
         Err(PlanErrors(problems))
+    }
+}
+
+/// Without `[[routes]]` in the file, today's environment settings describe one notification
+/// destination and its route; with routes, those variables must be referenced from a destination.
+fn add_legacy(
+    config: &ServeConfig,
+    concurrency: usize,
+    destinations: &mut Vec<Destination>,
+    routes: &mut Vec<Route>,
+    problems: &mut Vec<String>,
+) {
+    if config.file.routes.is_empty() {
+        match legacy(config, concurrency) {
+            Ok((destination, route)) => {
+                if destinations.iter().any(|d| d.name == destination.name) {
+                    problems.push(format!(
+                        "destinations.{}: without [[routes]] the environment describes the `{}` \
+                         destination; add a [[routes]] entry, or rename the destination",
+                        destination.name, destination.name
+                    ));
+                } else {
+                    destinations.push(destination);
+                    routes.extend(route);
+                }
+            }
+            Err(error) => problems.push(error),
+        }
+    } else if config.slack_webhook_url.is_some() {
+        problems.push(
+            "HERALD_SLACK_WEBHOOK_URL is set, but the configuration file has [[routes]]: reference it \
+             from a destination instead (`url = \"${HERALD_SLACK_WEBHOOK_URL}\"`) and route to it"
+                .to_owned(),
+        );
+    } else if config.slack_bot.slack_bot_token.is_some() {
+        problems.push(
+            "HERALD_SLACK_BOT_TOKEN is set, but the configuration file has [[routes]]: reference it \
+             from a destination instead (`kind = \"slack-bot\"`, `token = \"${HERALD_SLACK_BOT_TOKEN}\"`, \
+             `channel = \"C…\"`) and route to it"
+                .to_owned(),
+        );
     }
 }
 
@@ -263,6 +343,7 @@ fn check_route(index: usize, config: &crate::config::RouteConfig) -> Result<Rout
 fn kind_of(target: &Target) -> Option<DestinationKind> {
     match target {
         Target::SlackWebhook { .. } => Some(DestinationKind::SlackWebhook),
+        Target::SlackBot { .. } => Some(DestinationKind::SlackBot),
         Target::Stdout => Some(DestinationKind::Stdout),
         Target::Analytics => None,
         Target::Bigquery { .. } => Some(DestinationKind::Bigquery),
@@ -371,8 +452,35 @@ fn legacy(
         .map(|event| event.trim().to_owned())
         .filter(|event| !event.is_empty())
         .collect();
-    let destination = match &config.slack_webhook_url {
-        Some(url) => {
+    let bot = &config.slack_bot;
+    let destination = match (
+        &config.slack_webhook_url,
+        &bot.slack_bot_token,
+        &bot.slack_channel,
+    ) {
+        (Some(_), Some(_), _) => {
+            return Err(
+                "HERALD_SLACK_WEBHOOK_URL and HERALD_SLACK_BOT_TOKEN are both set: choose one \
+                 (the bot token gives threads, updates and reminders)"
+                    .to_owned(),
+            );
+        }
+        (None, Some(_), None) => {
+            return Err(
+                "HERALD_SLACK_BOT_TOKEN is set without HERALD_SLACK_CHANNEL: set the channel's id \
+                 (C0123456, in the channel's details in Slack)"
+                    .to_owned(),
+            );
+        }
+        (None, None, Some(_)) => {
+            return Err(
+                "HERALD_SLACK_CHANNEL is set without HERALD_SLACK_BOT_TOKEN: set the bot token \
+                 (xoxb-…), or unset the channel"
+                    .to_owned(),
+            );
+        }
+        (None, Some(token), Some(channel)) => legacy_bot(config, token, channel, concurrency)?,
+        (Some(url), None, _) => {
             check_url(url.expose_secret())
                 .map_err(|error| format!("HERALD_SLACK_WEBHOOK_URL: {error}"))?;
             Destination {
@@ -389,7 +497,7 @@ fn legacy(
                 },
             }
         }
-        None => Destination {
+        (None, None, None) => Destination {
             name: Arc::from(STDOUT),
             target: Target::Stdout,
             limits: LaneLimits {
@@ -413,6 +521,45 @@ fn legacy(
     };
     let route = Route::new(0, &route)?;
     Ok((destination, Some(route)))
+}
+
+/// The `slack` destination as a bot, from `HERALD_SLACK_BOT_TOKEN` and `HERALD_SLACK_CHANNEL`.
+fn legacy_bot(
+    config: &ServeConfig,
+    token: &SecretString,
+    channel: &str,
+    concurrency: usize,
+) -> Result<Destination, String> {
+    let bot = &config.slack_bot;
+    let mut problems = Vec::new();
+    check_bot(
+        "HERALD_SLACK_BOT_TOKEN",
+        token,
+        "HERALD_SLACK_CHANNEL",
+        channel,
+        &mut problems,
+    );
+    if let Err(error) = check_url(&bot.slack_api_url) {
+        problems.push(format!("HERALD_SLACK_API_URL: {error}"));
+    }
+    if !problems.is_empty() {
+        return Err(problems.join("; "));
+    }
+    Ok(Destination {
+        name: Arc::from(LEGACY_SLACK),
+        target: Target::SlackBot {
+            token: token.clone(),
+            channel: channel.trim().to_owned(),
+            api_url: bot.slack_api_url.clone(),
+            timeout: config.slack_timeout,
+        },
+        limits: LaneLimits {
+            concurrency,
+            batch_size: 1,
+            max_per_second: config.slack_max_per_second,
+            burst: SLACK_BURST,
+        },
+    })
 }
 
 fn resolve(
@@ -462,11 +609,13 @@ fn resolve(
             (target, 0.0, max, max)
         }
         DestinationKind::SlackBot => {
-            problems.push(format!(
-                "destinations.{name}.kind: {} destinations are not available in this build",
-                config.kind.as_str()
-            ));
-            (Target::Stdout, 0.0, 1, 1)
+            let token = secret("token", config.token.as_ref(), &mut problems);
+            (
+                resolve_bot(config, token, timeout, &key, &mut problems),
+                1.0,
+                1,
+                1,
+            )
         }
     };
     let default_concurrency = if config.kind == DestinationKind::Bigquery {
@@ -533,6 +682,72 @@ fn bigquery_target(
         api_url,
         timeout,
     })
+}
+
+/// A `slack-bot` destination's target; problems are named by key.
+fn resolve_bot(
+    config: &DestinationConfig,
+    token: Option<SecretString>,
+    timeout: Duration,
+    key: &dyn Fn(&str) -> String,
+    problems: &mut Vec<String>,
+) -> Target {
+    let channel = config.channel.clone().unwrap_or_default();
+    if config.channel.is_none() {
+        problems.push(format!(
+            "{}: required for kind slack-bot (the channel's id, C0123456)",
+            key("channel")
+        ));
+    }
+    let token = token.unwrap_or_else(|| SecretString::from(String::new()));
+    if config.channel.is_some() && !token.expose_secret().is_empty() {
+        check_bot(&key("token"), &token, &key("channel"), &channel, problems);
+    }
+    let api_url = config
+        .api_url
+        .clone()
+        .unwrap_or_else(|| DEFAULT_SLACK_API.to_owned());
+    if let Err(error) = check_url(&api_url) {
+        problems.push(format!("{}: {error}", key("api_url")));
+    }
+    Target::SlackBot {
+        token,
+        channel: channel.trim().to_owned(),
+        api_url,
+        timeout,
+    }
+}
+
+/// Slack's Web API.
+const DEFAULT_SLACK_API: &str = "https://slack.com/api";
+
+/// A bot token that looks like one and a channel id (names cannot be read back, so herald could
+/// not check what it posted).
+fn check_bot(
+    token_key: &str,
+    token: &SecretString,
+    channel_key: &str,
+    channel: &str,
+    problems: &mut Vec<String>,
+) {
+    let token = token.expose_secret().trim();
+    if !token.starts_with("xox") {
+        problems.push(format!(
+            "{token_key}: expected a Slack bot token (xoxb-…, under OAuth & Permissions in the app's settings)"
+        ));
+    }
+    let channel = channel.trim();
+    let is_id = channel.len() >= 2
+        && matches!(channel.as_bytes()[0], b'C' | b'G' | b'D')
+        && channel
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+    if !is_id {
+        problems.push(format!(
+            "{channel_key}: {channel:?} is not a channel id; use the id (C0123456, at the bottom of \
+             the channel's details in Slack), not its name"
+        ));
+    }
 }
 
 /// A request timeout between 100 ms and 5 minutes (10 s when absent).

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use super::slack_message::render;
+use super::slack::render_event;
 use super::{BoxFuture, Delivery, Guarantee, Outcome, Sink};
 
 /// Prints notifications as one line each.
@@ -12,14 +12,7 @@ pub struct ConsoleNotifier;
 
 impl ConsoleNotifier {
     fn print(delivery: &Delivery) -> Outcome {
-        let message = match serde_json::from_str(&delivery.event.payload) {
-            Ok(payload) => render(&delivery.event.event, &payload),
-            Err(error) => {
-                return Outcome::Permanent {
-                    reason: format!("stored payload is not JSON: {error}"),
-                };
-            }
-        };
+        let message = render_event(&delivery.event.event, &delivery.event.payload);
         let mut stdout = std::io::stdout().lock();
         match writeln!(stdout, "[notify] {}", message.text).and_then(|()| stdout.flush()) {
             Ok(()) => Outcome::Delivered,

@@ -7,8 +7,7 @@ mod bigquery;
 mod console;
 mod outcome;
 mod rate_limit;
-mod slack;
-pub mod slack_message;
+pub mod slack;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,7 +18,7 @@ pub use bigquery::{BigQuerySink, MAX_ROWS as BIGQUERY_MAX_ROWS, classify_insert_
 pub use console::ConsoleNotifier;
 pub use outcome::{DEFAULT_RATE_LIMIT_PAUSE, Outcome};
 pub use rate_limit::RateLimiter;
-pub use slack::SlackWebhook;
+pub use slack::{SlackBot, SlackWebhook};
 
 use crate::store::StoredEvent;
 

@@ -11,6 +11,8 @@ mod listen;
 mod outbox;
 mod redeliver;
 mod replay;
+mod slack;
+mod slack_reminders;
 mod writer;
 
 use std::sync::Arc;
@@ -23,6 +25,8 @@ pub use connect::redact_url;
 pub use outbox::{AttemptRow, DeliveryRow, QueueDepth};
 pub use redeliver::{NewRequest, PassLock, PastRequest, RequestState};
 pub use replay::ReplayFilter;
+pub use slack::{IssueKey, ParentSlot, ThreadRow};
+pub use slack_reminders::{NewReminder, ReminderEnd, ReminderRow, ResponseState};
 pub use writer::{EventWriter, WriterError};
 
 /// Runs the same body against whichever pool the store holds. `$pool` is bound to the pool and

@@ -52,10 +52,11 @@ async fn slack_receives_the_exact_message_for_an_opened_issue() {
             "text": "New issue in Codertocat/Hello-World: #1 Spelling error in the README file (by Codertocat)",
             "blocks": [
                 {"type": "section", "text": {"type": "mrkdwn", "text":
-                    "New issue in *Codertocat/Hello-World*\n*<https://github.com/Codertocat/Hello-World/issues/1|#1 Spelling error in the README file>*"}},
+                    "*New issue*\n*<https://github.com/Codertocat/Hello-World/issues/1|#1 Spelling error in the README file>*"}},
                 {"type": "section", "text": {"type": "mrkdwn", "text":
                     ">It looks like you accidently spelled 'commit' with two 't's."}},
-                {"type": "context", "elements": [{"type": "mrkdwn", "text": "opened by *Codertocat* · labels: `bug`"}]}
+                {"type": "context", "elements": [{"type": "mrkdwn", "text":
+                    "<https://github.com/Codertocat/Hello-World|Codertocat/Hello-World> · issue by <https://github.com/Codertocat|Codertocat> · labels: `bug` · <!date^1557933618^{date_short_pretty} at {time}|2019-05-15 15:20 UTC>"}]}
             ],
             "unfurl_links": false,
             "unfurl_media": false
@@ -151,13 +152,13 @@ async fn only_configured_events_notify() {
     assert!(
         texts
             .iter()
-            .any(|t| t.starts_with("Labeled issue in Codertocat/Hello-World")),
+            .any(|t| t.starts_with("Label bug added in Codertocat/Hello-World: #1")),
         "{texts:?}"
     );
     assert!(
         texts
             .iter()
-            .any(|t| t.starts_with("Comment created on Codertocat/Hello-World")),
+            .any(|t| t.starts_with("New comment in Codertocat/Hello-World: #1")),
         "{texts:?}"
     );
 }
