@@ -373,7 +373,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if let Ok(seconds) = text.parse::<u64>() {
         return Ok(Duration::from_secs(seconds));
     }
-    humantime::parse_duration(text).map_err(|error| format!("invalid duration {text:?}: {error}"))
+    humantime::parse_duration(text).map_err(|error| {
+        let error = error.to_string();
+        let cause = error.split(", supported units").next().unwrap_or(&error);
+        format!("not a duration ({cause}); durations look like 500ms, 30s, 5m, 2h or 1d")
+    })
 }
 
 #[cfg(test)]

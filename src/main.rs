@@ -25,7 +25,15 @@ async fn main() -> std::process::ExitCode {
         Ok(code) => code,
         Err(error) => {
             eprintln!("herald: {error:#}");
-            std::process::ExitCode::FAILURE
+            // A configuration refused as a whole exits 2, like a bad flag; anything else 1.
+            if error
+                .downcast_ref::<herald::delivery::PlanErrors>()
+                .is_some()
+            {
+                std::process::ExitCode::from(2)
+            } else {
+                std::process::ExitCode::FAILURE
+            }
         }
     }
 }

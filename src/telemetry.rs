@@ -13,11 +13,15 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::config::LogFormat;
 
-/// Installs the global subscriber. `RUST_LOG` filters (default `info`). Safe to call twice.
+/// Installs the global subscriber. `RUST_LOG` filters (default [`DEFAULT_FILTER`]). Safe to call
+/// twice.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colours only for a person at a terminal, never into a file or a log collector.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
@@ -27,6 +31,10 @@ pub fn init(format: LogFormat) {
             .try_init(),
     };
 }
+
+/// herald's own INFO and up; dependencies only from WARN (their INFO lines, such as
+/// PostgreSQL's "relation already exists, skipping" at every start, are noise to an operator).
+pub const DEFAULT_FILTER: &str = "warn,herald=info";
 
 /// Formats events as Cloud Logging structured entries. Fields of the enclosing spans are merged
 /// in; a span field named `trace` becomes `logging.googleapis.com/trace`.

@@ -124,9 +124,16 @@ impl Cli {
     pub async fn run(self) -> anyhow::Result<ExitCode> {
         match self.command {
             Command::Serve(config) => {
+                // A configuration that cannot work is refused before anything is bound or opened.
+                crate::startup::validate(&config)?;
                 let listener = tokio::net::TcpListener::bind(config.listen_addr())
                     .await
-                    .with_context(|| format!("cannot listen on {}", config.listen_addr()))?;
+                    .with_context(|| {
+                        format!(
+                            "cannot listen on {}: set HERALD_LISTEN (or PORT) to a free address",
+                            config.listen_addr()
+                        )
+                    })?;
                 let shutdown = CancellationToken::new();
                 tokio::spawn(cancel_on_signal(shutdown.clone()));
                 crate::startup::serve(*config, listener, shutdown).await?;

@@ -810,6 +810,8 @@ pub fn check_url(text: &str) -> Result<(), String> {
             "expected an http:// or https:// URL, not a {}: URL",
             url.scheme()
         )),
-        Err(error) => Err(format!("not a URL ({error})")),
+        Err(error) => Err(format!(
+            "not a URL ({error}); expected https://… (for Slack: https://hooks.slack.com/services/…)"
+        )),
     }
 }

@@ -86,18 +86,11 @@ async fn send_test_signs_posts_and_reports_the_answer() {
         "deduplicated"
     );
     let payload = crate::helpers::payloads_dir().join("issue_comment/created.payload.json");
-    let custom = send(
-        &[
-            "--payload",
-            payload.to_str().unwrap(),
-            "--event",
-            "issue_comment",
-        ],
-        SECRET,
-    );
+    // The event is told from the payload's fields.
+    let custom = send(&["--payload", payload.to_str().unwrap()], SECRET);
     assert!(
         String::from_utf8_lossy(&custom.stdout).contains("issue_comment delivery"),
-        "custom payload"
+        "custom payload: {custom:?}"
     );
     let wrong = send(&[], "not-the-secret");
     assert!(!wrong.status.success());
@@ -109,6 +102,42 @@ async fn send_test_signs_posts_and_reports_the_answer() {
         (event.event.as_str(), event.action.as_deref()),
         ("issues", Some("opened"))
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_test_finds_a_server_on_a_non_default_port_and_sends_todays_issue() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = crate::helpers::quiet_herald_command();
+    command
+        .current_dir(dir.path())
+        .env("HERALD_WEBHOOK_SECRET", SECRET);
+    let server = Process::serve(command).await;
+    let listen = server.address.trim_start_matches("http://").to_owned();
+    let output = herald()
+        .arg("send-test")
+        .current_dir(dir.path())
+        .env("HERALD_WEBHOOK_SECRET", SECRET)
+        .env("HERALD_LISTEN", &listen)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("-> HTTP 202 Accepted"), "{stdout}");
+    // The sample issue is dated now, so the README's `report --since 1d` shows it.
+    crate::helpers::wait_until("the sample issue is analysed", || async {
+        let report = herald()
+            .args(["report", "--since", "1d", "--format", "json"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap_or_default();
+        json["issues"]["opened"] == 1
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -462,4 +491,82 @@ async fn deliveries_show_lists_every_failed_attempt_and_retry_revives_one() {
         String::from_utf8_lossy(&retried.stdout).trim(),
         "1 dead delivery queued again; a running herald sends them within its poll interval"
     );
+}
+
+/// Every setting that would fail later is refused at start-up, naming the variable, the value and
+/// what is allowed (secrets are never echoed).
+#[test]
+fn serve_refuses_each_bad_setting_with_an_exact_message() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "HERALD_SLACK_WEBHOOK_URL",
+            "not a url",
+            "  - HERALD_SLACK_WEBHOOK_URL: not a URL (relative URL without a base); expected https://… (for Slack: https://hooks.slack.com/services/…)",
+        ),
+        (
+            "HERALD_NOTIFY_EVENTS",
+            "issues.opened,isues",
+            "  - HERALD_NOTIFY_EVENTS (notify_events): \"isues\" is not a GitHub webhook event; did you mean \"issues\"?",
+        ),
+        (
+            "HERALD_POLL_INTERVAL",
+            "0",
+            "  - HERALD_POLL_INTERVAL (poll_interval) = 0s: must be between 10ms and 1h",
+        ),
+        (
+            "HERALD_SLACK_MAX_PER_SECOND",
+            "-3",
+            "  - HERALD_SLACK_MAX_PER_SECOND (slack_max_per_second) = -3: must be between 0 (no limit) and 10000",
+        ),
+        (
+            "HERALD_DELIVERY_CONCURRENCY",
+            "0",
+            "  - HERALD_DELIVERY_CONCURRENCY (delivery_concurrency) = 0: must be between 1 and 1024",
+        ),
+        (
+            "HERALD_RETRY_SCHEDULE",
+            "5s,5 parsecs",
+            "herald: HERALD_RETRY_SCHEDULE=\"5s,5 parsecs\": not a duration (unknown time unit \"parsecs\"); durations look like 500ms, 30s, 5m, 2h or 1d",
+        ),
+        (
+            "HERALD_ALLOW_SHA1",
+            "maybe",
+            "herald: HERALD_ALLOW_SHA1=\"maybe\": \"maybe\" is not a boolean: use true or false (1/0, yes/no, on/off)",
+        ),
+        (
+            "HERALD_LISTEN",
+            "example.com:9101",
+            "herald: HERALD_LISTEN=\"example.com:9101\": \"example.com:9101\" is not an address to listen on: use IP:PORT, e.g. 0.0.0.0:8080 (every interface) or 127.0.0.1:8080 (this machine only)",
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (name, value, expected) in cases {
+        let output = herald()
+            .arg("serve")
+            .current_dir(dir.path())
+            .env("HERALD_WEBHOOK_SECRET", SECRET)
+            .env(name, value)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{name}={value}: {stderr}");
+        assert!(
+            stderr.lines().any(|line| line == *expected),
+            "{name}={value}: expected the line\n{expected}\nin\n{stderr}"
+        );
+    }
+    // Accepted the way people write them.
+    for (name, value) in [
+        ("HERALD_ALLOW_SHA1", "YES"),
+        ("HERALD_LISTEN", "localhost:0"),
+    ] {
+        let output = herald()
+            .args(["config", "check"])
+            .current_dir(dir.path())
+            .env("HERALD_WEBHOOK_SECRET", SECRET)
+            .env(name, value)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{name}={value}: {output:?}");
+    }
 }
