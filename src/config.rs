@@ -4,6 +4,7 @@
 //! this.
 
 mod file;
+mod insights;
 mod load;
 mod value;
 
@@ -11,6 +12,7 @@ pub use file::{
     AnalyticsConfig, BusinessHoursConfig, DestinationConfig, DestinationKind, FileConfig,
     FileError, RouteConfig,
 };
+pub use insights::InsightsConfig;
 pub use load::{CONFIG_ENV, LoadError, closest, config_path, parse_layered};
 pub use value::ConfigValue;
 
@@ -194,6 +196,8 @@ pub struct ServeConfig {
     pub github: GithubApiConfig,
     #[command(flatten)]
     pub redeliver: RedeliverConfig,
+    #[command(flatten)]
+    pub insights: InsightsConfig,
 }
 
 impl ServeConfig {

@@ -11,6 +11,7 @@ pub mod delivery;
 pub mod domain;
 pub mod github;
 pub mod http;
+pub mod insights;
 pub mod metrics;
 pub mod outbound;
 pub mod redeliver;

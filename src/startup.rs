@@ -13,7 +13,8 @@ use crate::delivery::{Lane, LaneLimits, LaneSettings, Plan, Target};
 use crate::domain::Wakers;
 use crate::github::SecretSource;
 use crate::github::{SignatureVerifier, WebhookSecrets, load_secrets};
-use crate::http::{ApiToken, AppState, BodyBudget, router};
+use crate::http::{Access, ApiToken, AppState, BodyBudget, Insights, router};
+use crate::insights::{InsightsPlan, run_digest_schedule};
 use crate::metrics::Metrics;
 use crate::redeliver::{PeriodicRedeliver, run_periodically};
 use crate::routes::{BuiltIn, Router};
@@ -39,6 +40,10 @@ pub async fn serve(
 }
 
 /// [`serve`] with destinations added by code.
+#[expect(
+    clippy::too_many_lines,
+    reason = "the start-up sequence, read top to bottom"
+)]
 pub async fn serve_with(
     config: ServeConfig,
     listener: TcpListener,
@@ -49,6 +54,7 @@ pub async fn serve_with(
     let mut plan = crate::delivery::plan(&config, &|name| std::env::var(name).ok())?;
     let extra_sinks = add_extras(&mut plan, extras);
     let redeliver = PeriodicRedeliver::from_config(&config.redeliver, &config.github)?;
+    let insights = InsightsPlan::from_config(&config, &plan)?;
     let (secrets, source) = load_secrets(&config.secrets)?;
     let store = Store::connect(&config.database).await?;
     if store.backend() == Backend::Sqlite {
@@ -91,6 +97,15 @@ pub async fn serve_with(
     )?;
     spawn_store_tasks(&mut supervisor, &store, &wakers, &lanes_stop);
 
+    let address = listener.local_addr()?;
+    let insights = start_insights(
+        insights,
+        &store,
+        &config,
+        address,
+        &mut supervisor,
+        &shutdown,
+    );
     let state = AppState {
         verifier: Arc::new(SignatureVerifier::new(secrets.clone(), config.allow_sha1)),
         writer,
@@ -99,10 +114,9 @@ pub async fn serve_with(
         store: store.clone(),
         metrics,
         gcp_project: config.gcp_project.clone(),
-        api_token: config.api_token.as_ref().and_then(ApiToken::new),
+        insights,
         body_budget: BodyBudget::new(config.body_budget_mib),
     };
-    let address = listener.local_addr()?;
     announce(&secrets, &source, &config, address);
     announce_plan(&plan);
     tracing::info!(%address, backend = ?store.backend(), "herald is listening");
@@ -150,6 +164,39 @@ pub async fn serve_with(
     }
     tracing::info!("herald stopped");
     Ok(())
+}
+
+/// The report service behind `/api` and `/dashboard`, who may read them (said once at start when
+/// they are closed), and the weekly digest under watch when one is scheduled.
+fn start_insights(
+    plan: InsightsPlan,
+    store: &Store,
+    config: &ServeConfig,
+    address: std::net::SocketAddr,
+    supervisor: &mut Supervisor,
+    shutdown: &CancellationToken,
+) -> Arc<Insights> {
+    let (reports, digest) = plan.start(store.clone());
+    let access = Access::decide(
+        config.api_token.as_ref().and_then(ApiToken::new),
+        address,
+        config.insights.public_dashboard,
+    );
+    if let Some(refusal) = access.refusal() {
+        tracing::warn!("{refusal}");
+    }
+    if let Some(job) = digest {
+        let stop = shutdown.child_token();
+        supervisor.spawn("the weekly digest", Importance::Normal, async move {
+            run_digest_schedule(job, stop).await;
+            Ok(())
+        });
+    }
+    Arc::new(Insights {
+        service: reports,
+        access,
+        public_url: config.insights.public_url.clone(),
+    })
 }
 
 /// One lane per destination, under watch.

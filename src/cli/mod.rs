@@ -2,6 +2,7 @@
 
 mod backfill;
 mod deliveries;
+mod digest;
 mod redeliver;
 mod report;
 mod send_test;
@@ -17,6 +18,7 @@ use crate::store::Store;
 
 pub use backfill::BackfillArgs;
 pub use deliveries::DeliveriesArgs;
+pub use digest::DigestArgs;
 pub use redeliver::RedeliverArgs;
 pub use report::ReportArgs;
 pub use send_test::SendTestArgs;
@@ -51,6 +53,8 @@ enum Command {
     Backfill(BackfillArgs),
     /// Ask GitHub to redeliver a webhook's recent deliveries that failed, once each.
     Redeliver(RedeliverArgs),
+    /// Post the past week's issue-flow numbers to a destination (Slack or stdout).
+    Digest(Box<DigestArgs>),
 }
 
 impl Cli {
@@ -59,8 +63,11 @@ impl Cli {
     pub fn load(args: Vec<std::ffi::OsString>) -> Result<Self, crate::config::LoadError> {
         let (mut cli, _matches, file) =
             crate::config::parse_layered::<Self>(args, &|name| std::env::var(name).ok())?;
-        if let Command::Serve(config) = &mut cli.command {
-            config.file = file;
+        match &mut cli.command {
+            Command::Serve(config) => config.file = file,
+            Command::Report(args) => args.file = file,
+            Command::Digest(args) => args.serve.file = file,
+            _ => {}
         }
         Ok(cli)
     }
@@ -89,6 +96,7 @@ impl Cli {
             Command::Report(args) => args.run().await,
             Command::Backfill(args) => args.run().await,
             Command::Redeliver(args) => args.run().await,
+            Command::Digest(args) => args.run().await,
             Command::Migrate(database) => {
                 let store = Store::connect(&database).await?;
                 store.close().await;

@@ -149,9 +149,28 @@ async fn imports_every_page_and_skips_pull_requests() {
     assert_eq!(setup.github.violations(), Vec::<String>::new());
     assert_eq!(setup.report().await, expected());
 
-    // Run again after it finished: a full refresh from page one, and still nothing twice.
+    assert!(
+        output.stdout.contains(
+            "reconciled acme/widgets: 0 issues deleted, 0 transferred, 0 comments deleted on GitHub left the metrics"
+        ),
+        "{output:?}"
+    );
+
+    // Run again after it finished: it says so and asks GitHub for nothing.
     let again = setup.backfill(&[]).await;
     assert!(again.success, "{again:?}");
+    assert!(
+        again
+            .stdout
+            .contains("the backfill of acme/widgets already finished at ")
+            && again.stdout.contains("--restart"),
+        "{again:?}"
+    );
+    assert_eq!(setup.github.requests().len(), ALL_PAGES.len());
+
+    // `--restart`: a full refresh from page one, and still nothing twice.
+    let restarted = setup.backfill(&["--restart"]).await;
+    assert!(restarted.success, "{restarted:?}");
     assert_eq!(setup.github.requests()[5..], ALL_PAGES);
     assert_eq!(setup.report().await, expected());
 }
@@ -212,7 +231,7 @@ async fn an_interrupted_backfill_resumes_where_it_stopped() {
 
     // `--restart` starts from page one even when interrupted.
     setup.github.script(List::Issues, 3, Scripted::Status(500));
-    assert!(!setup.backfill(&[]).await.success);
+    assert!(!setup.backfill(&["--restart"]).await.success);
     let restarted = setup.backfill(&["--restart"]).await;
     assert!(restarted.success, "{restarted:?}");
     assert_eq!(
