@@ -14,5 +14,7 @@ mod common;
 mod databases;
 mod fake_github;
 mod helpers;
+mod identities;
 mod lifecycle;
+mod reconcile;
 mod scenario;

@@ -60,6 +60,8 @@ pub struct TestApp {
 pub struct AppBuilder {
     args: Vec<String>,
     dir: Arc<tempfile::TempDir>,
+    /// The configuration file's contents, as `--config` would load them.
+    file: Option<herald::config::FileConfig>,
 }
 
 impl AppBuilder {
@@ -88,7 +90,17 @@ impl AppBuilder {
         ]
         .map(String::from)
         .to_vec();
-        Self { args, dir }
+        Self {
+            args,
+            dir,
+            file: None,
+        }
+    }
+
+    /// Runs with this configuration file (TOML text), as `--config` would load it.
+    pub fn config_file(mut self, toml: &str) -> Self {
+        self.file = Some(herald::config::FileConfig::parse(toml).expect("a valid test file"));
+        self
     }
 
     pub fn arg(mut self, flag: &str, value: &str) -> Self {
@@ -125,9 +137,12 @@ impl AppBuilder {
     pub async fn spawn(self) -> TestApp {
         install_crypto();
         let database_url = self.database_url();
-        let config = ServeWrapper::try_parse_from(&self.args)
+        let mut config = ServeWrapper::try_parse_from(&self.args)
             .expect("test flags parse")
             .config;
+        if let Some(file) = self.file {
+            config.file = file;
+        }
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
