@@ -163,9 +163,7 @@ fn check_request(
         return Err(format!("unexpected path {}", uri.path()));
     };
     let query = uri.query().unwrap_or("");
-    let page = if matches!(list, List::Issue(_)) {
-        1
-    } else if query == base_query {
+    let page = if matches!(list, List::Issue(_)) || query == base_query {
         1
     } else {
         match query

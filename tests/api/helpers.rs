@@ -98,6 +98,10 @@ impl AppBuilder {
     }
 
     /// Runs with this configuration file (TOML text), as `--config` would load it.
+    #[allow(
+        dead_code,
+        reason = "used by tests/analytics, which shares this harness"
+    )]
     pub fn config_file(mut self, toml: &str) -> Self {
         self.file = Some(herald::config::FileConfig::parse(toml).expect("a valid test file"));
         self
