@@ -248,6 +248,18 @@ impl TestApp {
         )
     }
 
+    /// Starts herald with a fresh database, `extra` flags and this configuration file.
+    pub async fn spawn_with_file(extra: &[&str], toml: &str) -> Self {
+        Self(
+            AppBuilder::new()
+                .arg("--notify-events", "none.none")
+                .args(extra)
+                .config_file(toml)
+                .spawn()
+                .await,
+        )
+    }
+
     /// POSTs `body` signed with the test secret, as GitHub would; returns the status.
     pub async fn send(&self, event: &str, delivery: &str, body: &Value) -> u16 {
         let body = serde_json::to_vec(body).unwrap();

@@ -15,6 +15,8 @@ mod databases;
 mod fake_github;
 mod helpers;
 mod identities;
+mod insights;
 mod lifecycle;
+mod recent;
 mod reconcile;
 mod scenario;
