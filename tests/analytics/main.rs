@@ -12,6 +12,7 @@ mod backfill;
 mod common;
 #[path = "../store/databases.rs"]
 mod databases;
+mod digest;
 mod fake_github;
 mod helpers;
 mod identities;
