@@ -184,10 +184,10 @@ fn summary(out: &mut String, data: &Dashboard) {
     );
 }
 
-/// A chart's frame: 640×240 user units, plot area from x 44 to 632 and y 12 to 204.
-const WIDTH: f64 = 640.0;
-const LEFT: f64 = 44.0;
-const RIGHT: f64 = 632.0;
+/// A chart's frame: 480×240 user units, plot area from x 66 to 472 and y 12 to 204.
+const WIDTH: f64 = 480.0;
+const LEFT: f64 = 66.0;
+const RIGHT: f64 = 472.0;
 const TOP: f64 = 12.0;
 const BOTTOM: f64 = 204.0;
 
@@ -236,7 +236,7 @@ fn axes(out: &mut String, labels: &[String], top: f64, unit: &dyn Fn(f64) -> Str
         );
     }
     let slot = (RIGHT - LEFT) / labels.len().max(1) as f64;
-    let every = (labels.len() / 8).max(1);
+    let every = labels.len().div_ceil(6).max(1);
     for (index, label) in labels.iter().enumerate() {
         if index % every == 0 {
             let x = LEFT + slot * (index as f64 + 0.5);
@@ -367,7 +367,7 @@ fn line_chart(
                     pen_down = true;
                     let _ = write!(
                         out,
-                        "<circle class=\"d{number}\" cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"3\"><title>{}: {} {}</title></circle>",
+                        "<circle class=\"d{number}\" cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"4\"><title>{}: {} {}</title></circle>",
                         esc(&labels[index]),
                         esc(name),
                         esc(&human_duration(*seconds))

@@ -4,6 +4,7 @@
 mod api;
 mod backends;
 mod backfill;
+mod browser;
 #[expect(
     dead_code,
     reason = "the service harness of tests/api; this binary uses part of it"
