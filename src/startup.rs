@@ -185,6 +185,13 @@ fn start_insights(
     if let Some(refusal) = access.refusal() {
         tracing::warn!("{refusal}");
     }
+    // The default dashboard computed once at start, so its first visit is served at once.
+    let warm = reports.clone();
+    tokio::spawn(async move {
+        let _ = warm
+            .refresh(&crate::insights::DashboardQuery::default())
+            .await;
+    });
     if let Some(job) = digest {
         let stop = shutdown.child_token();
         supervisor.spawn("the weekly digest", Importance::Normal, async move {

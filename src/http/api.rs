@@ -212,9 +212,13 @@ pub fn report_error(error: ReportError) -> ApiError {
     match error {
         ReportError::NoBusinessHours => ApiError::BadRequest(error.to_string()),
         ReportError::Store(error) => ApiError::Store(error),
+        // A panic in the computation is the handler's panic (answered 500 by the panic layer).
+        ReportError::Computation(cause) if cause.is_panic() => {
+            std::panic::resume_unwind(cause.into_panic())
+        }
         ReportError::Computation(cause) => {
-            tracing::error!(error = %cause, "the report computation failed");
-            ApiError::BadRequest("the report could not be computed".into())
+            tracing::warn!(error = %cause, "the report computation was cancelled");
+            ApiError::Store(sqlx::Error::PoolClosed)
         }
     }
 }

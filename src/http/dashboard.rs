@@ -108,7 +108,17 @@ async fn page(
         }
     };
     let insights = &state.insights;
-    match insights.service.dashboard(&query, now_ms()).await {
+    // A hard reload (`Cache-Control: no-cache`) asks for numbers computed now.
+    let fresh = headers
+        .get(header::CACHE_CONTROL)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.contains("no-cache"));
+    let computed = if fresh {
+        insights.service.refresh(&query).await
+    } else {
+        insights.service.dashboard_cached(&query).await
+    };
+    match computed {
         Ok(data) => {
             let business_hours = insights.service.settings().business_hours.is_some();
             let logout = matches!(insights.access, Access::Token(_))

@@ -1,7 +1,9 @@
 //! What the dashboard shows, computed in one go: the period's report, the week-by-week series,
 //! the oldest unanswered issues and the delivery health of each destination.
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::{ReportError, ReportService};
 use crate::analytics::{
@@ -18,8 +20,24 @@ const HOUR_MS: i64 = 3_600_000;
 /// Hours of intake the health panel shows.
 const HEALTH_HOURS: i64 = 24;
 
+/// A dashboard this young is served as it is.
+const FRESH: Duration = Duration::from_secs(30);
+/// Up to this age it is served while a new one is computed in the background.
+const KEEP: Duration = Duration::from_secs(600);
+/// Filter combinations kept at once.
+const CACHED: usize = 64;
+
+/// Dashboards computed recently, by filters: the page answers from here while a fresher one is
+/// computed in the background (stale-while-revalidate), so one slow computation over a big store
+/// is paid by nobody waiting for the page, except on the first visit of a filter combination.
+#[derive(Debug, Default)]
+pub struct DashboardCache {
+    entries: Mutex<HashMap<DashboardQuery, (Instant, Arc<Dashboard>)>>,
+    refreshing: Mutex<HashSet<DashboardQuery>>,
+}
+
 /// The dashboard's filters, as the URL carries them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DashboardQuery {
     pub repo: Option<String>,
     pub label: Option<String>,
@@ -123,6 +141,59 @@ pub struct Dashboard {
 }
 
 impl ReportService {
+    /// The dashboard for `query`: a cached one under 30 s old as it is; one under 10 minutes old
+    /// while a new one is computed in the background; else computed now.
+    pub async fn dashboard_cached(
+        &self,
+        query: &DashboardQuery,
+    ) -> Result<Arc<Dashboard>, ReportError> {
+        let cache = Arc::clone(&self.cache);
+        let cached = cache
+            .entries
+            .lock()
+            .expect("dashboard cache")
+            .get(query)
+            .map(|(at, dashboard)| (at.elapsed(), Arc::clone(dashboard)));
+        match cached {
+            Some((age, dashboard)) if age < FRESH => Ok(dashboard),
+            Some((age, dashboard)) if age < KEEP => {
+                let first = cache
+                    .refreshing
+                    .lock()
+                    .expect("dashboard cache")
+                    .insert(query.clone());
+                if first {
+                    let (service, query) = (self.clone(), query.clone());
+                    tokio::spawn(async move {
+                        if let Err(error) = service.refresh(&query).await {
+                            tracing::warn!(error = %error, "refreshing a dashboard failed");
+                        }
+                        service
+                            .cache
+                            .refreshing
+                            .lock()
+                            .expect("dashboard cache")
+                            .remove(&query);
+                    });
+                }
+                Ok(dashboard)
+            }
+            _ => self.refresh(query).await,
+        }
+    }
+
+    /// Computes the dashboard for `query` now and keeps it.
+    pub async fn refresh(&self, query: &DashboardQuery) -> Result<Arc<Dashboard>, ReportError> {
+        let dashboard = Arc::new(self.dashboard(query, crate::time_util::now_ms()).await?);
+        let mut entries = self.cache.entries.lock().expect("dashboard cache");
+        entries.retain(|_, (at, _)| at.elapsed() < KEEP);
+        if entries.len() >= CACHED {
+            entries.clear();
+        }
+        entries.insert(query.clone(), (Instant::now(), Arc::clone(&dashboard)));
+        Ok(dashboard)
+    }
+
     /// The dashboard for `query` as of `now_ms`: the store's reads run at once, the
     /// computation off the async threads.
     pub async fn dashboard(
@@ -149,7 +220,7 @@ impl ReportService {
             store.issue_facts_excluding(&report_query, &excluded),
             store.open_spans(&report_query, &excluded),
             store.oldest_unanswered(&report_query, &excluded, UNANSWERED_SHOWN),
-            store.destination_health(),
+            store.destination_health(&self.destinations),
             store.events_per_hour(health_since, HEALTH_HOURS),
         )?;
         let settings = Arc::clone(&self.settings);

@@ -308,6 +308,7 @@ impl DigestJob {
         if !store.claim_digest(&self.destination, &week, now_ms).await? {
             return Ok(None);
         }
+        tracing::info!(destination = %self.destination, week = %week, "posting the weekly digest");
         let posted = async {
             let digest = self.service.digest(now_ms, false).await?;
             let message = digest_message(&digest, self.dashboard_url.as_deref());

@@ -8,7 +8,7 @@ mod settings;
 
 use std::sync::Arc;
 
-pub use dashboard::{Dashboard, DashboardQuery, Health, PERIODS, UNANSWERED_SHOWN};
+pub use dashboard::{Dashboard, DashboardCache, DashboardQuery, Health, PERIODS, UNANSWERED_SHOWN};
 pub use digest::{Digest, DigestJob, DigestSchedule, digest_message, post_to, run_digest_schedule};
 pub use settings::{IgnoredUsers, InsightsSettings};
 
@@ -33,6 +33,10 @@ pub enum ReportError {
 pub struct ReportService {
     store: Store,
     settings: Arc<InsightsSettings>,
+    /// The configured destinations, listed by the health panel even when idle.
+    destinations: Arc<Vec<String>>,
+    /// Dashboards computed recently.
+    cache: Arc<DashboardCache>,
 }
 
 impl ReportService {
@@ -40,7 +44,16 @@ impl ReportService {
         Self {
             store,
             settings: Arc::new(settings),
+            destinations: Arc::default(),
+            cache: Arc::default(),
         }
+    }
+
+    /// Names the configured destinations for the delivery-health panel.
+    #[must_use]
+    pub fn with_destinations(mut self, names: Vec<String>) -> Self {
+        self.destinations = Arc::new(names);
+        self
     }
 
     pub fn store(&self) -> &Store {
@@ -107,6 +120,7 @@ impl InsightsSettings {
 /// settings and the weekly digest's destination and schedule.
 pub struct InsightsPlan {
     settings: InsightsSettings,
+    destinations: Vec<String>,
     digest: Option<(String, crate::delivery::Target, DigestSchedule)>,
     public_url: Option<String>,
 }
@@ -145,6 +159,7 @@ impl InsightsPlan {
         }
         Ok(Self {
             settings,
+            destinations: plan.names().map(ToString::to_string).collect(),
             digest,
             public_url: insights.public_url.clone(),
         })
@@ -152,7 +167,7 @@ impl InsightsPlan {
 
     /// The report service over `store`, and the digest job when one is scheduled.
     pub fn start(self, store: Store) -> (ReportService, Option<DigestJob>) {
-        let service = ReportService::new(store, self.settings);
+        let service = ReportService::new(store, self.settings).with_destinations(self.destinations);
         let dashboard_url = self.public_url.as_deref().map(dashboard_url);
         let job = self
             .digest

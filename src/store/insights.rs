@@ -58,8 +58,6 @@ const HEALTH: &str = "SELECT destination,
     FROM outbox WHERE status IN ('pending', 'dead')
     GROUP BY destination ORDER BY destination";
 
-const DESTINATIONS: &str = "SELECT DISTINCT destination FROM outbox";
-
 const EVENTS_PER_HOUR: &str = "SELECT (received_at - $1) / 3600000 AS hour, COUNT(*)
     FROM events WHERE received_at >= $1 AND received_at < $2 GROUP BY 1 ORDER BY 1";
 
@@ -148,17 +146,16 @@ impl Store {
         })
     }
 
-    /// Pending, failing and dead deliveries per destination; destinations with none of those
-    /// are listed with zeros.
-    pub async fn destination_health(&self) -> Result<Vec<DestinationHealth>, StoreError> {
-        let (busy, all): (Vec<DestinationHealth>, Vec<String>) = dispatch!(self, pool => {
-            (
-                sqlx::query_as(HEALTH).fetch_all(pool).await?,
-                sqlx::query_scalar(DESTINATIONS).fetch_all(pool).await?,
-            )
+    /// Pending, failing and dead deliveries per destination (only those rows are read, through
+    /// `outbox_by_status`); `known` destinations with none are listed with zeros.
+    pub async fn destination_health(
+        &self,
+        known: &[String],
+    ) -> Result<Vec<DestinationHealth>, StoreError> {
+        let mut health: Vec<DestinationHealth> = dispatch!(self, pool => {
+            sqlx::query_as(HEALTH).fetch_all(pool).await?
         });
-        let mut health = busy;
-        for destination in all {
+        for destination in known.iter().cloned() {
             if !health.iter().any(|row| row.destination == destination) {
                 health.push(DestinationHealth {
                     destination,

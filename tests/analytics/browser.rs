@@ -91,6 +91,14 @@ async fn the_dashboard_renders_the_seeded_numbers_in_a_real_browser() {
     recent::seed(&app).await;
     let profile = tempfile::tempdir().unwrap();
     let url = format!("{}/dashboard", app.address);
+    // Computed now, after the seed (the page then serves it for 30 s).
+    let refreshed = app
+        .get("/dashboard")
+        .header("cache-control", "no-cache")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refreshed.status(), 200);
 
     // The DOM after Chromium loaded and laid out the page (and its stylesheet).
     let dom = run_chromium(

@@ -172,7 +172,13 @@ fn no_redirects() -> reqwest::Client {
 async fn the_dashboard_shows_the_seeded_numbers_without_script() {
     let app = TestApp::spawn_with_file(&[], &ignore_file(0)).await;
     recent::seed(&app).await;
-    let response = app.get("/dashboard").send().await.unwrap();
+    // Computed now (a hard reload), not the one computed at start, before the seed.
+    let response = app
+        .get("/dashboard")
+        .header("cache-control", "no-cache")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let csp = response.headers()["content-security-policy"]
         .to_str()
@@ -216,6 +222,7 @@ async fn the_dashboard_shows_the_seeded_numbers_without_script() {
     // Filters are in the URL: a repository narrows everything.
     let gadgets = app
         .get("/dashboard?repo=acme%2Fgadgets&weeks=12")
+        .header("cache-control", "no-cache")
         .send()
         .await
         .unwrap()
@@ -226,6 +233,17 @@ async fn the_dashboard_shows_the_seeded_numbers_without_script() {
     assert!(gadgets.contains("value=\"acme/gadgets\""));
     let bad = app.get("/dashboard?weeks=5").send().await.unwrap();
     assert_eq!(bad.status(), 400);
+
+    // Served from the cache: still the seeded numbers.
+    let again = app
+        .get("/dashboard")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(again.contains("data-metric=\"opened\"><div class=\"value\">5</div>"));
 
     // The stylesheet: versioned, cached for a year.
     let href = page
@@ -461,4 +479,45 @@ async fn backfill_progress_is_logged_when_not_on_a_terminal() {
         );
     }
     assert!(!output.stderr.contains('\r'), "no terminal bar in a log");
+}
+
+#[tokio::test]
+async fn the_dashboard_reads_the_same_on_both_backends() {
+    let now = time::OffsetDateTime::now_utc();
+    let now_ms = herald::time_util::to_ms(now);
+    let mut pages = Vec::new();
+    for database in crate::databases::all().await {
+        let store = database.connect().await;
+        for (event, _, body) in recent::history(now) {
+            let changes = herald::analytics::from_webhook(event, &body.to_string()).unwrap();
+            store.apply_lifecycle(&changes).await.unwrap();
+        }
+        let settings = herald::insights::InsightsSettings::from_config(
+            &herald::config::FileConfig::parse(IGNORE.replace("%ID%", "1").as_str())
+                .unwrap()
+                .analytics,
+        )
+        .unwrap();
+        let service = herald::insights::ReportService::new(store.clone(), settings)
+            .with_destinations(vec!["analytics".into()]);
+        let dashboard = service
+            .dashboard(&herald::insights::DashboardQuery::default(), now_ms)
+            .await
+            .unwrap();
+        assert_eq!(
+            dashboard.summary.metrics.issues.opened, 5,
+            "{}",
+            database.label
+        );
+        assert_eq!(dashboard.weeks.len(), 12);
+        assert_eq!(dashboard.weeks.last().unwrap().backlog, 4);
+        assert_eq!(dashboard.unanswered.len(), 3);
+        assert_eq!(dashboard.health.events_per_hour.len(), 24);
+        assert_eq!(dashboard.health.destinations[0].destination, "analytics");
+        pages.push((dashboard.summary, dashboard.weeks, dashboard.unanswered));
+        store.close().await;
+    }
+    if let [sqlite, postgres] = pages.as_slice() {
+        assert_eq!(sqlite, postgres);
+    }
 }
