@@ -68,6 +68,8 @@ CREATE INDEX issue_comments_by_issue ON issue_comments
     (repository, issue_number, created_at, comment_id, deleted, author_is_bot, author, author_id);
 -- Closes per week and the backlog over time.
 CREATE INDEX issues_by_closed ON issues (closed_at);
+-- The oldest unanswered issues: open ones only, oldest first.
+CREATE INDEX issues_open_by_created ON issues (created_at, repository, number) WHERE deleted = 0 AND state <> 'closed';
 
 -- Every login each user id was seen with, and when (payload time): the newest names a group,
 -- and `ignore_users` given by login also catches the account after a rename.
