@@ -233,6 +233,16 @@ async fn the_dashboard_shows_the_seeded_numbers_without_script() {
     assert!(gadgets.contains("value=\"acme/gadgets\""));
     let bad = app.get("/dashboard?weeks=5").send().await.unwrap();
     assert_eq!(bad.status(), 400);
+    // Whatever a filter holds is shown as text, never markup.
+    let hostile = app
+        .get("/dashboard?label=%22%3E%3Cscript%3Ealert(1)%3C%2Fscript%3E")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hostile.status(), 200);
+    let hostile = hostile.text().await.unwrap();
+    assert!(!hostile.contains("<script>"), "escaped");
+    assert!(hostile.contains("value=\"&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;\""));
 
     // Served from the cache: still the seeded numbers.
     let again = app
