@@ -450,4 +450,92 @@ mod tests {
             "Friday through Monday, whole days"
         );
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// 2025-01-01 to 2028-01-01: several daylight-saving changes in every zone below.
+        const FROM: i64 = 1_735_689_600_000;
+        const SPAN: i64 = 3 * 365 * 24 * HOUR;
+
+        fn configs() -> Vec<BusinessHours> {
+            vec![
+                hours(
+                    "America/New_York",
+                    "Mon-Fri",
+                    "09:00-17:00",
+                    &["2026-12-25"],
+                ),
+                hours("Europe/Berlin", "Mon,Wed,Fri", "08:30-12:00", &[]),
+                // Windows across the 01:00-03:00 changes, and one ending at midnight.
+                hours(
+                    "Australia/Lord_Howe",
+                    "Sun-Thu",
+                    "01:00-03:30",
+                    &["2026-04-05"],
+                ),
+                hours("America/Santiago", "Sat-Sun", "00:00-24:00", &[]),
+                hours("UTC", "Mon-Fri", "09:00-17:00", &[]),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Working time over [a, c) is that over [a, b) plus that over [b, c), for any b
+            /// between: no instant is counted twice or lost, across weekends, zones and DST.
+            #[test]
+            fn working_time_is_additive(
+                which in 0..5usize,
+                a in 0..SPAN,
+                b in 0..SPAN,
+                c in 0..SPAN,
+            ) {
+                let config = &configs()[which];
+                let mut points = [FROM + a, FROM + b, FROM + c];
+                points.sort_unstable();
+                let [a, b, c] = points;
+                prop_assert_eq!(
+                    config.working_ms(a, c),
+                    config.working_ms(a, b) + config.working_ms(b, c)
+                );
+                prop_assert!(config.working_ms(a, c) <= c - a);
+            }
+
+            /// Adding working time and measuring it back gives the amount added.
+            #[test]
+            fn adding_working_time_is_the_inverse_of_measuring_it(
+                which in 0..5usize,
+                from in 0..SPAN,
+                amount in 0..(400 * HOUR),
+            ) {
+                let config = &configs()[which];
+                let from = FROM + from;
+                let due = config.add_working_ms(from, amount);
+                prop_assert!(due >= from);
+                prop_assert_eq!(config.working_ms(from, due), amount);
+                // And it is the earliest such instant: a millisecond less is not enough.
+                if amount > 0 {
+                    prop_assert_eq!(config.working_ms(from, due - 1), amount - 1);
+                }
+            }
+
+            /// The working time of a span is the time inside it at which `is_working` holds,
+            /// checked minute by minute over a day.
+            #[test]
+            fn working_time_is_the_time_that_is_working(
+                which in 0..5usize,
+                start in 0..SPAN,
+            ) {
+                let config = &configs()[which];
+                let start = FROM + start - (FROM + start) % 60_000;
+                let minutes = (0..24 * 60)
+                    .filter(|minute| config.is_working(start + minute * 60_000))
+                    .count() as i64;
+                prop_assert_eq!(config.working_ms(start, start + 24 * HOUR), minutes * 60_000);
+            }
+        }
+    }
 }

@@ -4,6 +4,7 @@
 //! this.
 
 mod file;
+mod insights;
 mod load;
 mod validate;
 mod value;
@@ -12,6 +13,7 @@ pub use file::{
     AnalyticsConfig, BusinessHoursConfig, DestinationConfig, DestinationKind, FileConfig,
     FileError, RouteConfig,
 };
+pub use insights::InsightsConfig;
 pub use load::{CONFIG_ENV, LoadError, closest, config_path, parse_layered};
 pub use validate::{GITHUB_EVENTS, check as check_settings, check_event_rule};
 pub use value::ConfigValue;
@@ -296,6 +298,8 @@ pub struct ServeConfig {
     pub github: GithubApiConfig,
     #[command(flatten)]
     pub redeliver: RedeliverConfig,
+    #[command(flatten)]
+    pub insights: InsightsConfig,
 }
 
 impl ServeConfig {

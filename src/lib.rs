@@ -12,6 +12,7 @@ pub mod domain;
 pub mod gcp;
 pub mod github;
 pub mod http;
+pub mod insights;
 pub mod metrics;
 pub mod outbound;
 pub mod redeliver;

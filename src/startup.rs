@@ -15,7 +15,8 @@ use crate::gcp::webhook_secret::Refresher;
 use crate::gcp::{BigQuery, GoogleAuth, SecretVersionName};
 use crate::github::SecretSource;
 use crate::github::{SignatureVerifier, WebhookSecrets, load_secrets};
-use crate::http::{ApiToken, AppState, BodyBudget, router};
+use crate::http::{Access, ApiToken, AppState, BodyBudget, Insights, router};
+use crate::insights::{InsightsPlan, run_digest_schedule};
 use crate::metrics::Metrics;
 use crate::redeliver::{PeriodicRedeliver, run_periodically};
 use crate::routes::{BuiltIn, Router};
@@ -43,6 +44,10 @@ pub async fn serve(
 }
 
 /// [`serve`] with destinations added by code.
+#[expect(
+    clippy::too_many_lines,
+    reason = "the start-up sequence, read top to bottom"
+)]
 pub async fn serve_with(
     config: ServeConfig,
     listener: TcpListener,
@@ -57,6 +62,7 @@ pub async fn serve_with(
     check_credentials(google.as_ref(), secret_name.is_some()).await?;
     let (secrets, source, refresher) =
         webhook_secrets(&config, secret_name, google.as_ref()).await?;
+    let insights = InsightsPlan::from_config(&config, &plan)?;
     let store = Store::connect(&config.database).await?;
     release_stale_leases(&store).await?;
     warn_about_unknown_destinations(&store, &plan).await;
@@ -99,6 +105,15 @@ pub async fn serve_with(
             refresher.run(verifier, stop),
         );
     }
+    let address = listener.local_addr()?;
+    let insights = start_insights(
+        insights,
+        &store,
+        &config,
+        address,
+        &mut supervisor,
+        &shutdown,
+    );
     let state = AppState {
         verifier,
         writer,
@@ -107,10 +122,9 @@ pub async fn serve_with(
         store: store.clone(),
         metrics,
         gcp_project: config.gcp_project.clone(),
-        api_token: config.api_token.as_ref().and_then(ApiToken::new),
+        insights,
         body_budget: BodyBudget::new(config.body_budget_mib),
     };
-    let address = listener.local_addr()?;
     announce(&secrets, &source, &config, address);
     announce_plan(&plan);
     tracing::info!(%address, backend = ?store.backend(), "herald is listening");
@@ -182,6 +196,46 @@ async fn release_stale_leases(store: &Store) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The report service behind `/api` and `/dashboard`, who may read them (said once at start when
+/// they are closed), and the weekly digest under watch when one is scheduled.
+fn start_insights(
+    plan: InsightsPlan,
+    store: &Store,
+    config: &ServeConfig,
+    address: std::net::SocketAddr,
+    supervisor: &mut Supervisor,
+    shutdown: &CancellationToken,
+) -> Arc<Insights> {
+    let (reports, digest) = plan.start(store.clone());
+    let access = Access::decide(
+        config.api_token.as_ref().and_then(ApiToken::new),
+        address,
+        config.insights.public_dashboard,
+    );
+    if let Some(refusal) = access.refusal() {
+        tracing::warn!("{refusal}");
+    }
+    // The default dashboard computed once at start, so its first visit is served at once.
+    let warm = reports.clone();
+    tokio::spawn(async move {
+        let _ = warm
+            .refresh(&crate::insights::DashboardQuery::default())
+            .await;
+    });
+    if let Some(job) = digest {
+        let stop = shutdown.child_token();
+        supervisor.spawn("the weekly digest", Importance::Normal, async move {
+            run_digest_schedule(job, stop).await;
+            Ok(())
+        });
+    }
+    Arc::new(Insights {
+        service: reports,
+        access,
+        public_url: config.insights.public_url.clone(),
+    })
 }
 
 /// One lane per destination, under watch.

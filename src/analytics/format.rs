@@ -90,6 +90,13 @@ fn table(report: &Report, group_by: &str) -> String {
         "  opened {}   closed {}   open now {}\n",
         m.issues.opened, m.issues.closed, m.issues.open_now
     );
+    if let Some(hours) = &report.business_hours {
+        let _ = writeln!(
+            out,
+            "durations in business hours: {} {} ({})\n",
+            hours.days, hours.hours, hours.zone
+        );
+    }
     let _ = writeln!(
         out,
         "{:<24} {:>6}  {:>10}  {:>10}  {:>10}",
@@ -183,6 +190,15 @@ fn markdown(report: &Report, group_by: &str) -> String {
         "**Issue flow**, issues created {} → {}\n",
         report.window.since, report.window.until
     );
+    if let Some(hours) = &report.business_hours {
+        let _ = writeln!(
+            out,
+            "_Durations in business hours: {} {} ({})_\n",
+            escape_markdown(&hours.days),
+            escape_markdown(&hours.hours),
+            escape_markdown(&hours.zone)
+        );
+    }
     let _ = writeln!(
         out,
         "- **Issues:** {} opened, {} closed, {} open now",
@@ -362,6 +378,30 @@ mod tests {
         );
         assert!(
             markdown.contains("| a\\|b, \"c\" | 1 | 1 | 0 | 0 | 3h 12m | 2d 4h |"),
+            "{markdown}"
+        );
+    }
+
+    #[test]
+    fn says_when_durations_are_business_hours() {
+        let mut report = sample();
+        assert!(!render(&report, Format::Table, None).contains("business hours"));
+        report.business_hours = Some(crate::analytics::BusinessHoursJson {
+            zone: "America/New_York".into(),
+            days: "Mon-Fri".into(),
+            hours: "09:00-17:00".into(),
+            holidays: Vec::new(),
+        });
+        let table = render(&report, Format::Table, None);
+        assert!(
+            table.contains("durations in business hours: Mon-Fri 09:00-17:00 (America/New_York)"),
+            "{table}"
+        );
+        let markdown = render(&report, Format::Markdown, None);
+        assert!(
+            markdown.contains(
+                "_Durations in business hours: Mon-Fri 09:00-17:00 (America/New\\_York)_"
+            ),
             "{markdown}"
         );
     }

@@ -7,19 +7,21 @@ mod query;
 mod report;
 mod snapshot;
 mod stats;
+mod trends;
 mod window;
 
 pub use format::{Format, human_duration, render};
 pub use query::{GroupBy, QueryError, ReportQuery, ReportRequest, is_repository_name};
 pub use report::{
-    AgeBuckets, Backlog, FirstResponse, Group, IssueCounts, Metrics, Report, Seconds, TimeToClose,
-    WindowJson, build_report,
+    AgeBuckets, Backlog, BusinessHoursJson, Durations, FirstResponse, Group, IssueCounts, Metrics,
+    Report, Seconds, TimeToClose, WindowJson, build_report, build_report_with, metrics,
 };
 pub use snapshot::{
-    CommentSnapshot, IssueSnapshot, LifecycleChanges, SnapshotError, comment_from_rest,
-    from_webhook, is_bot, issue_from_rest,
+    CommentSnapshot, IssueSnapshot, LifecycleChanges, Removal, SnapshotError, UserRef,
+    comment_from_rest, from_webhook, is_bot, issue_from_rest,
 };
 pub use stats::{Summary, percentile, summarize};
+pub use trends::{OpenSpan, WEEK_MS, WeekPoint, week_start, weekly};
 pub use window::{Window, WindowError, parse_since, parse_until};
 
 /// What the metrics need to know of one issue, and nothing more (the report reads one of these

@@ -8,6 +8,8 @@ use serde::{Serialize, Serializer};
 use super::IssueFacts;
 use super::query::{GroupBy, ReportQuery};
 use super::stats::{Summary, summarize};
+use crate::business_hours::BusinessHours;
+use crate::config::BusinessHoursConfig;
 use crate::time_util::format_ms;
 
 const DAY_MS: i64 = 86_400_000;
@@ -27,10 +29,54 @@ impl Serialize for Seconds {
     }
 }
 
+/// How durations are counted: on the wall clock, or working time only (`--business-hours`).
+#[derive(Debug, Clone, Copy)]
+pub enum Durations<'a> {
+    WallClock,
+    Working {
+        hours: &'a BusinessHours,
+        config: &'a BusinessHoursConfig,
+    },
+}
+
+impl Durations<'_> {
+    /// Seconds from `from_ms` to `to_ms` as this clock counts them.
+    pub fn seconds(&self, from_ms: i64, to_ms: i64) -> f64 {
+        match self {
+            Self::WallClock => seconds_between(from_ms, to_ms),
+            Self::Working { hours, .. } => hours.working_ms(from_ms, to_ms) as f64 / 1000.0,
+        }
+    }
+
+    fn json(&self) -> Option<BusinessHoursJson> {
+        match self {
+            Self::WallClock => None,
+            Self::Working { config, .. } => Some(BusinessHoursJson {
+                zone: config.zone.clone(),
+                days: config.days.clone(),
+                hours: config.hours.clone(),
+                holidays: config.holidays.clone(),
+            }),
+        }
+    }
+}
+
+/// The working time durations were counted in (present only with `business_hours`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BusinessHoursJson {
+    pub zone: String,
+    pub days: String,
+    pub hours: String,
+    pub holidays: Vec<String>,
+}
+
 /// The whole report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
     pub window: WindowJson,
+    /// Set when durations count working time only; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub business_hours: Option<BusinessHoursJson>,
     #[serde(flatten)]
     pub metrics: Metrics,
     /// Empty unless a `group_by` was asked for; sorted by key.
@@ -113,7 +159,8 @@ pub struct AgeBuckets {
 }
 
 impl AgeBuckets {
-    fn add(&mut self, age_ms: i64) {
+    /// Counts one open issue of this age.
+    pub fn add(&mut self, age_ms: i64) {
         match age_ms {
             age if age < DAY_MS => self.under_1d += 1,
             age if age < 7 * DAY_MS => self.from_1d_to_7d += 1,
@@ -126,6 +173,17 @@ impl AgeBuckets {
 /// Computes the report for `issues` (already filtered to the query's window, repository and
 /// label), with backlog ages as of `now_ms`. Issues may come in any order.
 pub fn build_report(query: &ReportQuery, issues: &[IssueFacts], now_ms: i64) -> Report {
+    build_report_with(query, issues, now_ms, Durations::WallClock)
+}
+
+/// [`build_report`] with durations counted by `durations` (backlog ages stay on the wall
+/// clock: an issue's age is how long it has waited).
+pub fn build_report_with(
+    query: &ReportQuery,
+    issues: &[IssueFacts],
+    now_ms: i64,
+    durations: Durations<'_>,
+) -> Report {
     let all: Vec<&IssueFacts> = issues.iter().collect();
     let groups = match query.group_by {
         None => Vec::new(),
@@ -140,7 +198,7 @@ pub fn build_report(query: &ReportQuery, issues: &[IssueFacts], now_ms: i64) -> 
                 .into_iter()
                 .map(|(key, members)| Group {
                     key,
-                    metrics: metrics(&members, now_ms),
+                    metrics: metrics(&members, now_ms, durations),
                 })
                 .collect()
         }
@@ -150,7 +208,8 @@ pub fn build_report(query: &ReportQuery, issues: &[IssueFacts], now_ms: i64) -> 
             since: format_ms(query.window.since_ms),
             until: format_ms(query.window.until_ms),
         },
-        metrics: metrics(&all, now_ms),
+        business_hours: durations.json(),
+        metrics: metrics(&all, now_ms, durations),
         groups,
     }
 }
@@ -169,7 +228,8 @@ fn group_keys(issue: &IssueFacts, group_by: GroupBy) -> Vec<String> {
     vec![none.to_owned()]
 }
 
-fn metrics(issues: &[&IssueFacts], now_ms: i64) -> Metrics {
+/// The metrics of one set of issues.
+pub fn metrics(issues: &[&IssueFacts], now_ms: i64, durations: Durations<'_>) -> Metrics {
     let mut response_times = Vec::new();
     let mut close_times = Vec::new();
     let mut state_reasons: BTreeMap<String, u64> = ["completed", "not_planned"]
@@ -180,12 +240,12 @@ fn metrics(issues: &[&IssueFacts], now_ms: i64) -> Metrics {
     let mut closed = 0;
     for issue in issues {
         if let Some(at) = issue.first_response_at {
-            response_times.push(seconds_between(issue.created_at, at));
+            response_times.push(durations.seconds(issue.created_at, at));
         }
         match issue.closed_at {
             Some(at) => {
                 closed += 1;
-                close_times.push(seconds_between(issue.created_at, at));
+                close_times.push(durations.seconds(issue.created_at, at));
                 let reason = issue.state_reason.as_deref().unwrap_or("unknown");
                 match state_reasons.get_mut(reason) {
                     Some(count) => *count += 1,

@@ -18,16 +18,59 @@ pub struct IssueSnapshot {
     pub number: i64,
     pub title: String,
     pub author: String,
+    /// GitHub's numeric user id: what identities are compared by (logins change on a rename).
+    pub author_id: Option<i64>,
     pub author_is_bot: bool,
     pub labels: Vec<String>,
-    pub assignees: Vec<String>,
+    /// Sorted by login.
+    pub assignees: Vec<UserRef>,
     pub created_at: i64,
     pub updated_at: i64,
     pub closed_at: Option<i64>,
     pub state: String,
     pub state_reason: Option<String>,
-    /// The issue was deleted (or transferred away): it leaves the metrics for good.
-    pub deleted: bool,
+    /// The issue's page on GitHub.
+    pub html_url: Option<String>,
+    /// The issue was deleted or transferred away: it leaves the metrics for good.
+    pub removal: Option<Removal>,
+}
+
+/// A GitHub account as a payload names it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct UserRef {
+    pub login: String,
+    pub id: Option<i64>,
+}
+
+/// Why an issue left the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    Deleted,
+    /// Moved to another repository (where it lives on under a new number).
+    Transferred,
+}
+
+impl Removal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deleted => "deleted",
+            Self::Transferred => "transferred",
+        }
+    }
+}
+
+impl IssueSnapshot {
+    /// The (id, login) pairs this snapshot shows, with the time it shows them at.
+    pub fn logins(&self) -> impl Iterator<Item = (i64, &str)> {
+        self.author_id
+            .map(|id| (id, self.author.as_str()))
+            .into_iter()
+            .chain(
+                self.assignees
+                    .iter()
+                    .filter_map(|user| user.id.map(|id| (id, user.login.as_str()))),
+            )
+    }
 }
 
 /// A comment on an issue; keyed by (repository, comment id).
@@ -37,6 +80,8 @@ pub struct CommentSnapshot {
     pub comment_id: i64,
     pub issue_number: i64,
     pub author: String,
+    /// GitHub's numeric user id.
+    pub author_id: Option<i64>,
     pub author_is_bot: bool,
     pub created_at: i64,
     /// The comment was deleted: it no longer counts, whatever arrives later.
@@ -70,6 +115,7 @@ pub enum SnapshotError {
 #[derive(Deserialize)]
 struct RawUser {
     login: Option<String>,
+    id: Option<i64>,
     #[serde(rename = "type")]
     kind: Option<String>,
 }
@@ -88,6 +134,7 @@ struct RawIssue {
     state_reason: Option<String>,
     pull_request: Option<IgnoredAny>,
     repository_url: Option<String>,
+    html_url: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -136,7 +183,11 @@ pub fn from_webhook(event: &str, payload: &str) -> Result<LifecycleChanges, Snap
     let mut changes = LifecycleChanges::default();
     if event == "issues" {
         // A transferred issue lives on in another repository, where it arrives as `opened`.
-        issue.deleted = matches!(action.as_str(), "deleted" | "transferred");
+        issue.removal = match action.as_str() {
+            "deleted" => Some(Removal::Deleted),
+            "transferred" => Some(Removal::Transferred),
+            _ => None,
+        };
     } else {
         let raw_comment = envelope.comment.ok_or(SnapshotError::Missing("comment"))?;
         let mut comment = comment_snapshot(raw_comment, repository, issue.number)?;
@@ -204,21 +255,23 @@ fn issue_snapshot(raw: RawIssue, repository: String) -> Result<IssueSnapshot, Sn
     let created_at =
         timestamp(raw.created_at.as_deref())?.ok_or(SnapshotError::Missing("issue.created_at"))?;
     let updated_at = timestamp(raw.updated_at.as_deref())?.unwrap_or(created_at);
-    let (author, author_is_bot) = user(raw.user);
+    let (author, author_id, author_is_bot) = user(raw.user);
     Ok(IssueSnapshot {
         repository,
         number,
         title: raw.title.unwrap_or_default(),
         author,
+        author_id,
         author_is_bot,
         labels: names(raw.labels, "name"),
-        assignees: names(raw.assignees, "login"),
+        assignees: users(raw.assignees),
         created_at,
         updated_at,
         closed_at: timestamp(raw.closed_at.as_deref())?,
         state: raw.state.unwrap_or_else(|| "open".to_owned()),
         state_reason: raw.state_reason,
-        deleted: false,
+        html_url: raw.html_url,
+        removal: None,
     })
 }
 
@@ -230,27 +283,52 @@ fn comment_snapshot(
     let comment_id = raw.id.ok_or(SnapshotError::Missing("comment.id"))?;
     let created_at = timestamp(raw.created_at.as_deref())?
         .ok_or(SnapshotError::Missing("comment.created_at"))?;
-    let (author, author_is_bot) = user(raw.user);
+    let (author, author_id, author_is_bot) = user(raw.user);
     Ok(CommentSnapshot {
         repository,
         comment_id,
         issue_number,
         author,
+        author_id,
         author_is_bot,
         created_at,
         deleted: false,
     })
 }
 
-/// The login and bot flag; a deleted account shows as GitHub's `ghost`.
-fn user(raw: Option<RawUser>) -> (String, bool) {
+/// The login, id and bot flag; a deleted account shows as GitHub's `ghost`.
+fn user(raw: Option<RawUser>) -> (String, Option<i64>, bool) {
     let raw = raw.unwrap_or(RawUser {
         login: None,
+        id: None,
         kind: None,
     });
     let login = raw.login.unwrap_or_else(|| "ghost".to_owned());
     let bot = is_bot(&login, raw.kind.as_deref());
-    (login, bot)
+    (login, raw.id, bot)
+}
+
+/// The accounts of a list of user objects (assignees), sorted by login; plain strings are
+/// taken as logins without an id.
+fn users(list: Option<Vec<Value>>) -> Vec<UserRef> {
+    let mut users: Vec<UserRef> = list
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|item| match item {
+            Value::String(login) => Some(UserRef { login, id: None }),
+            Value::Object(object) => match object.get("login") {
+                Some(Value::String(login)) => Some(UserRef {
+                    login: login.clone(),
+                    id: object.get("id").and_then(Value::as_i64),
+                }),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    users.sort();
+    users.dedup_by(|a, b| a.login == b.login);
+    users
 }
 
 /// `key` of each object in the list (label names, assignee logins); plain strings are taken as is.
@@ -292,9 +370,10 @@ mod tests {
             "action": "opened",
             "issue": {
                 "number": 7, "title": "Crash", "state": "open", "state_reason": null,
-                "user": {"login": "alice", "type": "User"},
+                "user": {"login": "alice", "id": 101, "type": "User"},
                 "labels": [{"name": "bug"}, {"name": "area/db"}],
-                "assignees": [{"login": "bob"}],
+                "assignees": [{"login": "bob", "id": 102}, {"login": "ann"}],
+                "html_url": "https://github.com/o/r/issues/7",
                 "created_at": "2026-01-02T03:04:05Z", "updated_at": "2026-01-02T03:04:05Z",
                 "closed_at": null
             },
@@ -312,18 +391,31 @@ mod tests {
                 number: 7,
                 title: "Crash".into(),
                 author: "alice".into(),
+                author_id: Some(101),
                 author_is_bot: false,
                 labels: vec!["area/db".into(), "bug".into()],
-                assignees: vec!["bob".into()],
+                assignees: vec![
+                    UserRef {
+                        login: "ann".into(),
+                        id: None
+                    },
+                    UserRef {
+                        login: "bob".into(),
+                        id: Some(102)
+                    }
+                ],
                 created_at: 1_767_323_045_000,
                 updated_at: 1_767_323_045_000,
                 closed_at: None,
                 state: "open".into(),
                 state_reason: None,
-                deleted: false,
+                html_url: Some("https://github.com/o/r/issues/7".into()),
+                removal: None,
             }]
         );
         assert!(changes.comments.is_empty());
+        let logins: Vec<(i64, &str)> = changes.issues[0].logins().collect();
+        assert_eq!(logins, [(101, "alice"), (102, "bob")]);
     }
 
     #[test]
@@ -343,10 +435,18 @@ mod tests {
     fn marks_deleted_issues_and_comments() {
         let mut deleted = opened();
         deleted["action"] = json!("deleted");
-        assert!(from_webhook("issues", &deleted.to_string()).unwrap().issues[0].deleted);
+        assert_eq!(
+            from_webhook("issues", &deleted.to_string()).unwrap().issues[0].removal,
+            Some(Removal::Deleted)
+        );
+        deleted["action"] = json!("transferred");
+        assert_eq!(
+            from_webhook("issues", &deleted.to_string()).unwrap().issues[0].removal,
+            Some(Removal::Transferred)
+        );
         let mut comment = opened();
         comment["action"] = json!("deleted");
-        comment["comment"] = json!({"id": 9, "user": {"login": "renovate[bot]", "type": "User"},
+        comment["comment"] = json!({"id": 9, "user": {"login": "renovate[bot]", "id": 77, "type": "User"},
             "created_at": "2026-01-02T04:04:05Z"});
         let changes = from_webhook("issue_comment", &comment.to_string()).unwrap();
         assert_eq!(
@@ -356,13 +456,14 @@ mod tests {
                 comment_id: 9,
                 issue_number: 7,
                 author: "renovate[bot]".into(),
+                author_id: Some(77),
                 author_is_bot: true,
                 created_at: 1_767_326_645_000,
                 deleted: true,
             }]
         );
         // The issue object inside a comment event is a snapshot too, and not deleted.
-        assert!(!changes.issues[0].deleted);
+        assert_eq!(changes.issues[0].removal, None);
     }
 
     #[test]

@@ -1,20 +1,25 @@
 //! `herald backfill OWNER/NAME`: imports a repository's existing issues, then all its issue
 //! comments, from GitHub's REST API into the lifecycle tables, so metrics cover history from day
-//! one. Each page is stored together with the link to the next one, so an interrupted run
-//! resumes where it stopped; upserts share the webhook path's keys, so nothing counts twice.
+//! one; then reconciles: what a complete pass did not see was deleted or transferred on GitHub and
+//! leaves the metrics. Each page is stored together with the link to the next one, so an
+//! interrupted run resumes where it stopped; upserts share the webhook path's keys, so nothing
+//! counts twice.
 
 use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Args;
 
-use crate::analytics::{LifecycleChanges, comment_from_rest, human_duration, issue_from_rest};
+use crate::analytics::{
+    LifecycleChanges, Removal, comment_from_rest, human_duration, issue_from_rest,
+};
 use crate::config::{DatabaseConfig, GithubApiConfig, parse_duration};
-use crate::github::{Page, RestClient, RestError};
+use crate::github::{Item, Page, RestClient, RestError};
 use crate::store::{BackfillPhase, BackfillStep, PhaseProgress, Store};
+use crate::time_util::{format_ms, now_ms};
 
 /// Rate-limit waits in a row on one page before giving up (the progress is kept).
 const MAX_WAITS_PER_PAGE: u32 = 20;
@@ -30,12 +35,13 @@ pub struct BackfillArgs {
     /// Longest one wait for GitHub's rate limit; a later reset is waited for in several steps.
     #[arg(long, env = "HERALD_GITHUB_MAX_RATE_LIMIT_WAIT", default_value = "1h", value_parser = parse_duration)]
     max_rate_limit_wait: Duration,
-    /// Start again from the first page instead of resuming an interrupted backfill.
+    /// Start a new pass from the first page: after a finished backfill, to refresh everything
+    /// and reconcile deletions; or instead of resuming an interrupted one.
     #[arg(long)]
     restart: bool,
 }
 
-/// What one run imported.
+/// What one run imported and reconciled.
 #[derive(Debug, Default)]
 struct Counts {
     issues: u64,
@@ -44,6 +50,9 @@ struct Counts {
     other_comments: u64,
     unreadable: u64,
     pages: u64,
+    deleted: u64,
+    transferred: u64,
+    deleted_comments: u64,
 }
 
 struct Backfill<'a> {
@@ -54,8 +63,16 @@ struct Backfill<'a> {
     /// Lower-cased: GitHub's names are case-insensitive.
     key: String,
     max_wait: Duration,
-    show_progress: bool,
+    progress: Progress,
     counts: Counts,
+    /// The pass's start, which names it; `None` for a pass begun before passes were recorded.
+    pass: Option<i64>,
+}
+
+/// How a run ended.
+enum Finish {
+    Imported,
+    AlreadyDone { at: Option<i64> },
 }
 
 impl BackfillArgs {
@@ -79,17 +96,36 @@ impl BackfillArgs {
             key: self.repository.to_lowercase(),
             repository: self.repository,
             max_wait: self.max_rate_limit_wait,
-            show_progress: std::io::stderr().is_terminal(),
+            progress: Progress::new(std::io::stderr().is_terminal()),
             counts: Counts::default(),
+            pass: None,
         };
         let result = backfill.run(self.restart).await;
         store.close().await;
-        result?;
         let c = &backfill.counts;
+        match result? {
+            Finish::AlreadyDone { at } => {
+                let at = at.map_or_else(String::new, |at| format!(" at {}", format_ms(at)));
+                println!(
+                    "the backfill of {} already finished{at}; nothing to do (webhooks keep it up \
+                     to date). Run `herald backfill {} --restart` to import everything again and \
+                     reconcile deletions.",
+                    backfill.repository, backfill.repository
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            Finish::Imported => {}
+        }
         println!(
             "backfilled {}: {} issues ({} pull requests skipped), {} comments ({} on pull requests skipped) from {} pages",
             backfill.repository, c.issues, c.pull_requests, c.comments, c.other_comments, c.pages
         );
+        if backfill.pass.is_some() {
+            println!(
+                "reconciled {}: {} issues deleted, {} transferred, {} comments deleted on GitHub left the metrics",
+                backfill.repository, c.deleted, c.transferred, c.deleted_comments
+            );
+        }
         if c.unreadable > 0 {
             eprintln!(
                 "warning: {} items could not be read and were skipped",
@@ -101,15 +137,28 @@ impl BackfillArgs {
 }
 
 impl Backfill<'_> {
-    async fn run(&mut self, restart: bool) -> anyhow::Result<()> {
-        let mut progress = self.store.backfill_progress(&self.key).await?;
-        let finished = progress.iter().all(|phase| *phase == PhaseProgress::Done);
-        if restart || finished {
-            // A finished backfill run again refreshes everything from the first page.
-            self.store.reset_backfill(&self.key).await?;
-            progress = [PhaseProgress::NotStarted, PhaseProgress::NotStarted];
+    async fn run(&mut self, restart: bool) -> anyhow::Result<Finish> {
+        let mut state = self.store.backfill_state(&self.key).await?;
+        let finished = state.issues == PhaseProgress::Done
+            && state.comments == PhaseProgress::Done
+            && state.reconcile == PhaseProgress::Done;
+        if finished && !restart {
+            return Ok(Finish::AlreadyDone {
+                at: state.updated_at,
+            });
         }
-        let [issues, comments] = progress;
+        let untouched = [&state.issues, &state.comments, &state.reconcile]
+            .iter()
+            .all(|phase| **phase == PhaseProgress::NotStarted);
+        if restart || finished {
+            self.store.reset_backfill(&self.key).await?;
+            state = self.store.backfill_state(&self.key).await?;
+            self.pass = Some(now_ms());
+        } else if untouched {
+            self.pass = Some(now_ms());
+        } else {
+            self.pass = state.pass_started_at;
+        }
         let (owner, name) = self.repository.split_once('/').unwrap_or_default();
         let first_issues = self.client.url(&format!(
             "/repos/{owner}/{name}/issues?state=all&per_page=100&sort=created&direction=asc"
@@ -117,10 +166,14 @@ impl Backfill<'_> {
         let first_comments = self.client.url(&format!(
             "/repos/{owner}/{name}/issues/comments?per_page=100&sort=created&direction=asc"
         ));
-        self.phase(BackfillPhase::Issues, issues, first_issues)
+        self.phase(BackfillPhase::Issues, state.issues, first_issues)
             .await?;
-        self.phase(BackfillPhase::Comments, comments, first_comments)
-            .await
+        self.phase(BackfillPhase::Comments, state.comments, first_comments)
+            .await?;
+        if state.reconcile != PhaseProgress::Done {
+            self.reconcile().await?;
+        }
+        Ok(Finish::Imported)
     }
 
     async fn phase(
@@ -150,9 +203,10 @@ impl Backfill<'_> {
         };
         // Comments on pull requests come with the rest; only those on known issues are kept.
         let issues: Option<HashSet<i64>> = match phase {
-            BackfillPhase::Issues => None,
             BackfillPhase::Comments => Some(self.store.issue_numbers(&self.key).await?),
+            BackfillPhase::Issues | BackfillPhase::Reconcile => None,
         };
+        self.progress.begin_phase();
         loop {
             let page = self.fetch(&url).await.with_context(|| {
                 format!("fetching {url}; run the same command again to resume from this page")
@@ -163,18 +217,28 @@ impl Backfill<'_> {
                 }
                 next => next,
             };
+            let number = page_of(&url);
+            let last = page.last_page.unwrap_or(number).max(number);
             let changes = self.read_items(phase, page.items, issues.as_ref());
             let step = BackfillStep {
                 repository: &self.key,
                 phase,
                 next_url: next.as_deref(),
+                pass: self.pass,
             };
             self.store
                 .save_backfill_page(&changes, step)
                 .await
                 .context("storing a backfilled page")?;
             self.counts.pages += 1;
-            self.show(phase, next.is_none());
+            self.progress.page(
+                &self.repository,
+                phase,
+                number,
+                last,
+                &self.counts,
+                next.is_none(),
+            );
             if let Some(wait) = page.exhausted_for {
                 self.wait(wait).await;
             }
@@ -183,6 +247,77 @@ impl Backfill<'_> {
                 None => return Ok(()),
             }
         }
+    }
+
+    /// After a complete pass: issues the pass did not see are asked for one by one (GitHub
+    /// redirects a transferred issue to its new repository, and answers 404 or 410 for a
+    /// deleted one), comments it did not see were deleted. Rows created after the pass began
+    /// are left alone: the pass could not have seen them.
+    async fn reconcile(&mut self) -> anyhow::Result<()> {
+        let Some(pass) = self.pass else {
+            eprintln!(
+                "this backfill pass began before herald recorded passes, so deletions cannot be \
+                 reconciled from it; run `herald backfill {} --restart` to do so",
+                self.repository
+            );
+            return self.finish_reconcile().await;
+        };
+        let unseen = self.store.unseen_issues(&self.key, pass).await?;
+        for (repository, number) in unseen {
+            let (owner, name) = repository.split_once('/').unwrap_or_default();
+            let url = self
+                .client
+                .url(&format!("/repos/{owner}/{name}/issues/{number}"));
+            let removal = match self.fetch_item(&url).await.with_context(|| {
+                format!("asking GitHub about {repository}#{number}; run the same command again to finish reconciling")
+            })? {
+                Item::Gone { status: 301 } => Some(Removal::Transferred),
+                Item::Gone { .. } => Some(Removal::Deleted),
+                Item::Found(item) => {
+                    let moved = item
+                        .get("repository_url")
+                        .and_then(serde_json::Value::as_str)
+                        .is_some_and(|url| {
+                            !url.to_lowercase()
+                                .ends_with(&format!("/repos/{}", repository.to_lowercase()))
+                        });
+                    if moved {
+                        Some(Removal::Transferred)
+                    } else {
+                        tracing::warn!(issue = %format!("{repository}#{number}"), "GitHub still has an issue its list did not return; keeping it");
+                        None
+                    }
+                }
+            };
+            if let Some(removal) = removal
+                && self
+                    .store
+                    .mark_issue_removed(&repository, number, removal)
+                    .await?
+            {
+                match removal {
+                    Removal::Deleted => self.counts.deleted += 1,
+                    Removal::Transferred => self.counts.transferred += 1,
+                }
+                tracing::info!(issue = %format!("{repository}#{number}"), "{} on GitHub: left the metrics", removal.as_str());
+            }
+        }
+        self.counts.deleted_comments = self.store.delete_unseen_comments(&self.key, pass).await?;
+        self.finish_reconcile().await
+    }
+
+    async fn finish_reconcile(&self) -> anyhow::Result<()> {
+        let step = BackfillStep {
+            repository: &self.key,
+            phase: BackfillPhase::Reconcile,
+            next_url: None,
+            pass: self.pass,
+        };
+        self.store
+            .save_backfill_page(&LifecycleChanges::default(), step)
+            .await
+            .context("recording the reconciliation")?;
+        Ok(())
     }
 
     fn read_items(
@@ -213,6 +348,7 @@ impl Backfill<'_> {
                     Ok(_) => self.counts.other_comments += 1,
                     Err(error) => self.unreadable(&error),
                 },
+                BackfillPhase::Reconcile => {}
             }
         }
         changes
@@ -238,6 +374,21 @@ impl Backfill<'_> {
         }
     }
 
+    /// One item, waiting out rate limits.
+    async fn fetch_item(&self, url: &str) -> anyhow::Result<Item> {
+        let mut waits = 0;
+        loop {
+            match self.client.get_item(url).await {
+                Ok(item) => return Ok(item),
+                Err(RestError::RateLimited { wait }) if waits < MAX_WAITS_PER_PAGE => {
+                    waits += 1;
+                    self.wait(wait).await;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
     /// Waits for the rate limit to reset, at most `max_wait` at a time.
     async fn wait(&self, wait: Duration) {
         let wait = wait.min(self.max_wait);
@@ -246,30 +397,115 @@ impl Backfill<'_> {
         } else {
             human_duration(wait.as_secs_f64().ceil())
         };
+        self.progress.interrupt();
         eprintln!("GitHub's rate limit is reached; waiting {shown} before going on");
         tokio::time::sleep(wait).await;
     }
+}
 
-    /// A progress line on stderr, rewritten in place, when stderr is a terminal.
-    fn show(&self, phase: BackfillPhase, phase_done: bool) {
-        if !self.show_progress {
-            return;
+/// The page number a list URL asks for (1 without a `page` parameter).
+fn page_of(url: &str) -> u64 {
+    url.split_once('?')
+        .and_then(|(_, query)| {
+            query
+                .split('&')
+                .find_map(|pair| pair.strip_prefix("page="))
+                .and_then(|page| page.parse().ok())
+        })
+        .unwrap_or(1)
+}
+
+/// Progress: a bar with the page count, total and time left, rewritten in place on a terminal;
+/// one log line per page elsewhere (CI, a Cloud Run job), so a redirected run is never silent.
+struct Progress {
+    terminal: bool,
+    /// When the current phase began in this run, and at which page.
+    phase_started: Instant,
+    first_page: Option<u64>,
+}
+
+impl Progress {
+    fn new(terminal: bool) -> Self {
+        Self {
+            terminal,
+            phase_started: Instant::now(),
+            first_page: None,
         }
-        let c = &self.counts;
-        let mut stderr = std::io::stderr().lock();
-        let _ = write!(
-            stderr,
-            "\r{}: {} {}: {} issues, {} comments, {} pages",
-            self.repository,
-            phase.as_str(),
-            if phase_done { "done" } else { "..." },
-            c.issues,
-            c.comments,
-            c.pages
+    }
+
+    fn begin_phase(&mut self) {
+        self.phase_started = Instant::now();
+        self.first_page = None;
+    }
+
+    /// Ends a bar line before something else is printed.
+    fn interrupt(&self) {
+        if self.terminal {
+            eprintln!();
+        }
+    }
+
+    fn page(
+        &mut self,
+        repository: &str,
+        phase: BackfillPhase,
+        page: u64,
+        last: u64,
+        counts: &Counts,
+        phase_done: bool,
+    ) {
+        let first = *self.first_page.get_or_insert(page);
+        let done_here = page + 1 - first;
+        let left = last.saturating_sub(page);
+        let eta = if left == 0 {
+            "done".to_owned()
+        } else {
+            let per_page = self.phase_started.elapsed().as_secs_f64() / done_here as f64;
+            format!(
+                "about {} left",
+                human_duration((per_page * left as f64).ceil())
+            )
+        };
+        let percent = page * 100 / last.max(1);
+        let counts_text = format!("{} issues, {} comments", counts.issues, counts.comments);
+        if self.terminal {
+            const WIDTH: u64 = 24;
+            let filled = (page * WIDTH / last.max(1)) as usize;
+            let bar = format!(
+                "{}{}",
+                "#".repeat(filled),
+                "-".repeat(WIDTH as usize - filled)
+            );
+            let mut stderr = std::io::stderr().lock();
+            let _ = write!(
+                stderr,
+                "\r\x1b[K{repository} {} [{bar}] page {page}/{last} {percent}%  {counts_text}  {eta}",
+                phase.as_str()
+            );
+            if phase_done {
+                let _ = writeln!(stderr);
+            }
+            let _ = stderr.flush();
+        } else {
+            tracing::info!(
+                "backfill {repository}: {} page {page} of {last} ({percent}%), {counts_text}, {eta}",
+                phase.as_str()
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_page_of_a_list_url() {
+        assert_eq!(
+            page_of("https://x/repos/o/r/issues?state=all&per_page=100"),
+            1
         );
-        if phase_done {
-            let _ = writeln!(stderr);
-        }
-        let _ = stderr.flush();
+        assert_eq!(page_of("https://x/repos/o/r/issues?state=all&page=7"), 7);
+        assert_eq!(page_of("https://x/repos/o/r/issues"), 1);
     }
 }

@@ -4,6 +4,7 @@ mod backfill;
 mod bigquery;
 mod config_check;
 mod deliveries;
+mod digest;
 mod redeliver;
 mod replay;
 mod report;
@@ -22,6 +23,7 @@ use crate::store::Store;
 pub use backfill::BackfillArgs;
 pub use bigquery::BigqueryArgs;
 pub use deliveries::DeliveriesArgs;
+pub use digest::DigestArgs;
 pub use redeliver::RedeliverArgs;
 pub use replay::{ReplayArgs, Replayed, replay};
 pub use report::ReportArgs;
@@ -60,6 +62,8 @@ enum Command {
     Backfill(BackfillArgs),
     /// Ask GitHub to redeliver a webhook's recent deliveries that failed, once each.
     Redeliver(RedeliverArgs),
+    /// Post the past week's issue-flow numbers to a destination (Slack or stdout).
+    Digest(Box<DigestArgs>),
     /// The BigQuery event table: print its schema, or create it.
     Bigquery(BigqueryArgs),
     /// Queue stored events to a destination (one added later, or one that missed events).
@@ -100,6 +104,8 @@ impl Cli {
         let (mut cli, matches, file) =
             crate::config::parse_layered::<Self>(args, &|name| std::env::var(name).ok())?;
         match &mut cli.command {
+            Command::Report(args) => args.file = file,
+            Command::Digest(args) => args.serve.file = file,
             Command::Bigquery(args) => args.file = file,
             Command::Serve(config) | Command::Config(ConfigCommand::Check(config)) => {
                 config.file = file;
@@ -144,6 +150,7 @@ impl Cli {
             Command::Report(args) => args.run().await,
             Command::Backfill(args) => args.run().await,
             Command::Redeliver(args) => args.run().await,
+            Command::Digest(args) => args.run().await,
             Command::Bigquery(args) => args.run().await,
             Command::Replay(args) => args.run().await,
             Command::Config(ConfigCommand::Check(config)) => {

@@ -1,18 +1,28 @@
-//! `herald report`: issue-flow metrics from the store, as a table, Markdown, JSON or CSV.
+//! `herald report`: issue-flow metrics from the store, as a table, Markdown, JSON or CSV, with
+//! the `[analytics]` settings of the configuration file (ignored users, business hours).
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
 
-use crate::analytics::{Format, GroupBy, ReportRequest, build_report, render};
-use crate::config::DatabaseConfig;
+use crate::analytics::{Format, GroupBy, ReportRequest, render};
+use crate::config::{DatabaseConfig, FileConfig};
+use crate::insights::{InsightsSettings, ReportError, ReportService};
 use crate::store::Store;
 use crate::time_util::now_ms;
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
+    /// The configuration file (TOML), for its `[analytics]` table (`ignore_users`,
+    /// `business_hours`) and settings such as `database_url`.
+    #[arg(long, env = "HERALD_CONFIG")]
+    config: Option<PathBuf>,
+    /// The file's contents (filled by `Cli::load`).
+    #[arg(skip)]
+    pub(crate) file: FileConfig,
     #[command(flatten)]
     database: DatabaseConfig,
     /// Issues created at or after: a date (2026-01-31), an RFC 3339 time, or `30d`, `12h`, `2w`
@@ -31,6 +41,10 @@ pub struct ReportArgs {
     /// Also report each repository, label, author or assignee separately.
     #[arg(long, value_enum)]
     group_by: Option<GroupBy>,
+    /// Count durations in working time only, as `[analytics] business_hours` of the
+    /// configuration file defines it.
+    #[arg(long)]
+    business_hours: bool,
     /// Output format; JSON is the stable interface (the same as `GET /api/metrics/issues`).
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
@@ -47,11 +61,23 @@ impl ReportArgs {
             group_by: self.group_by.map(|group_by| group_by.as_str().to_owned()),
         };
         let query = request.parse(now)?;
+        let settings = InsightsSettings::from_config(&self.file.analytics)
+            .map_err(|error| anyhow::anyhow!("the configuration is not valid: {error}"))?;
+        if self.business_hours && settings.business_hours.is_none() {
+            let hint = match &self.config {
+                Some(path) => format!("{} has none", path.display()),
+                None => "no configuration file was given (--config or HERALD_CONFIG)".to_owned(),
+            };
+            anyhow::bail!(
+                "--business-hours: {} ({hint})",
+                ReportError::NoBusinessHours
+            );
+        }
         let store = Store::connect(&self.database).await?;
-        let issues = store.issue_facts(&query).await;
+        let service = ReportService::new(store.clone(), settings);
+        let report = service.report(&query, self.business_hours, now).await;
         store.close().await;
-        let issues = issues.context("reading the issue lifecycle tables")?;
-        let report = build_report(&query, &issues, now);
+        let report = report.context("reading the issue lifecycle tables")?;
         let text = render(&report, self.format, query.group_by.map(GroupBy::as_str));
         let mut stdout = std::io::stdout().lock();
         stdout

@@ -9,6 +9,6 @@ mod signature;
 
 pub use event::{EventName, IndexedEvent, ParseError};
 pub use hooks::{Hook, HookDelivery, HookNameError};
-pub use rest::{Page, RestClient, RestError, next_link, rate_limit_wait};
+pub use rest::{Item, Page, RestClient, RestError, link_target, next_link, rate_limit_wait};
 pub use secrets::{SecretSource, WebhookSecrets, load_secrets};
 pub use signature::{SignatureError, SignatureVerifier, sign_sha256};

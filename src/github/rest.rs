@@ -27,6 +27,8 @@ pub struct Page {
     pub items: Vec<Value>,
     /// The next page, from the `Link` header; `None` on the last page.
     pub next: Option<String>,
+    /// The number of the last page (`rel="last"`'s `page=`), when GitHub says it.
+    pub last_page: Option<u64>,
     /// The quota is spent (`X-RateLimit-Remaining: 0`): wait this long before the next request.
     pub exhausted_for: Option<Duration>,
 }
@@ -108,22 +110,63 @@ impl RestClient {
         }
         let items: Vec<Value> =
             serde_json::from_str(&body).map_err(|error| RestError::Decode(error.to_string()))?;
-        let next = headers
-            .get(LINK)
-            .and_then(|value| value.to_str().ok())
-            .and_then(next_link);
+        let link = headers.get(LINK).and_then(|value| value.to_str().ok());
+        let next = link.and_then(next_link);
+        let last_page = link
+            .and_then(|link| link_target(link, "last"))
+            .as_deref()
+            .and_then(page_number);
         let exhausted_for = (header(&headers, "x-ratelimit-remaining") == Some("0"))
             .then(|| reset_wait(&headers, SystemTime::now()))
             .flatten();
         Ok(Page {
             items,
             next,
+            last_page,
             exhausted_for,
         })
     }
 }
 
+/// What GitHub answers about one item (an issue asked for by number).
+#[derive(Debug)]
+pub enum Item {
+    /// Found (after any redirect GitHub made for a moved item), with its JSON.
+    Found(Value),
+    /// `301` not followed, or `404`/`410`: the item is gone from this URL.
+    Gone { status: u16 },
+}
+
 impl RestClient {
+    /// GETs one item; a missing or deleted one is [`Item::Gone`], not an error.
+    pub async fn get_item(&self, url: &str) -> Result<Item, RestError> {
+        let response = self
+            .with_headers(self.http.get(url))?
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.text().await.map_err(transport)?;
+        if let Some(wait) = rate_limit_wait(status, &headers, SystemTime::now()) {
+            return Err(RestError::RateLimited { wait });
+        }
+        if matches!(status.as_u16(), 301 | 404 | 410) {
+            return Ok(Item::Gone {
+                status: status.as_u16(),
+            });
+        }
+        if !status.is_success() {
+            return Err(RestError::Status {
+                status: status.as_u16(),
+                message: error_message(&body),
+            });
+        }
+        serde_json::from_str(&body)
+            .map(Item::Found)
+            .map_err(|error| RestError::Decode(error.to_string()))
+    }
+
     /// POSTs with an empty body (GitHub's action endpoints, such as asking for a redelivery),
     /// with the same headers as [`RestClient::get_page`]. Any 2xx is success.
     pub async fn post_empty(&self, url: &str) -> Result<StatusCode, RestError> {
@@ -219,6 +262,20 @@ pub fn rate_limit_wait(
 
 /// The `rel="next"` target of a `Link` header.
 pub fn next_link(header: &str) -> Option<String> {
+    link_target(header, "next")
+}
+
+/// The `page` query parameter of a URL.
+fn page_number(url: &str) -> Option<u64> {
+    let query = url.split_once('?')?.1;
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("page="))
+        .and_then(|page| page.parse().ok())
+}
+
+/// The target of a `Link` header with relation `rel`.
+pub fn link_target(header: &str, rel: &str) -> Option<String> {
     header.split(',').find_map(|link| {
         let mut parts = link.split(';');
         let target = parts.next()?.trim();
@@ -232,7 +289,7 @@ pub fn next_link(header: &str) -> Option<String> {
                     .trim()
                     .trim_matches('"')
                     .split_ascii_whitespace()
-                    .any(|rel| rel.eq_ignore_ascii_case("next"))
+                    .any(|name| name.eq_ignore_ascii_case(rel))
         });
         is_next.then(|| target.to_owned())
     })
@@ -256,6 +313,10 @@ mod tests {
             Some("https://x/?page=3")
         );
         assert_eq!(next_link(""), None);
+        assert_eq!(
+            link_target(header, "last").as_deref().and_then(page_number),
+            Some(5)
+        );
         assert_eq!(next_link("garbage; rel=\"next\""), None);
     }
 

@@ -1,6 +1,8 @@
 //! The HTTP surface: the webhook receiver, the JSON API and the operational endpoints.
 
 mod api;
+mod dashboard;
+mod dashboard_page;
 mod error;
 mod ops;
 mod webhook;
@@ -16,7 +18,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-pub use api::ApiToken;
+pub use api::{Access, ApiToken, Insights};
 pub use error::ApiError;
 pub use webhook::{BodyBudget, MAX_BODY_BYTES};
 
@@ -39,8 +41,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// For Cloud Logging trace names; `None` off Google Cloud.
     pub gcp_project: Option<String>,
-    /// Required by `/api/*` when set.
-    pub api_token: Option<ApiToken>,
+    /// The report service behind `/api/*` and `/dashboard`, and who may read them.
+    pub insights: Arc<Insights>,
     /// Bounds the webhook bodies buffered at once (see [`BodyBudget`]).
     pub body_budget: BodyBudget,
 }
@@ -63,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .merge(api::routes(&state))
+        .merge(dashboard::routes(&state))
         .fallback(ops::not_found)
         .with_state(state)
         .layer(CatchPanicLayer::custom(error::panic_response))

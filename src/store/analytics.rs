@@ -2,7 +2,8 @@
 //! arrival order, comments keyed by id, first response computed at query time (so a comment
 //! that arrives before its issue still counts), and where `herald backfill` stopped.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write;
 
 use super::{Backend, Store, StoreError, dispatch};
 use crate::analytics::{GroupBy, IssueFacts, IssueRecord, LifecycleChanges, ReportQuery};
@@ -10,16 +11,23 @@ use crate::time_util::now_ms;
 
 const UPSERT_ISSUE: &str = "INSERT INTO issues
     (repository, number, title, author, author_is_bot, labels, assignees, created_at, updated_at,
-     closed_at, state, state_reason, deleted)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+     closed_at, state, state_reason, deleted, author_id, assignee_ids, html_url, deleted_reason)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
     ON CONFLICT (repository, number) DO UPDATE SET
         title = excluded.title, author = excluded.author, author_is_bot = excluded.author_is_bot,
         labels = excluded.labels, assignees = excluded.assignees, updated_at = excluded.updated_at,
-        closed_at = excluded.closed_at, state = excluded.state, state_reason = excluded.state_reason
+        closed_at = excluded.closed_at, state = excluded.state, state_reason = excluded.state_reason,
+        author_id = COALESCE(excluded.author_id, issues.author_id),
+        assignee_ids = excluded.assignee_ids,
+        html_url = COALESCE(excluded.html_url, issues.html_url)
     WHERE excluded.updated_at >= issues.updated_at";
 
-const MARK_ISSUE_DELETED: &str =
-    "UPDATE issues SET deleted = 1 WHERE repository = $1 AND number = $2";
+const MARK_ISSUE_DELETED: &str = "UPDATE issues SET deleted = 1,
+    deleted_reason = COALESCE(deleted_reason, $3) WHERE repository = $1 AND number = $2";
+
+/// A backfill page saw the issue, whichever snapshot won.
+const MARK_ISSUE_SEEN: &str =
+    "UPDATE issues SET backfill_pass = $3 WHERE repository = $1 AND number = $2";
 
 const CLEAR_LABELS: &str = "DELETE FROM issue_labels WHERE repository = $1 AND number = $2";
 
@@ -27,120 +35,206 @@ const INSERT_LABEL: &str = "INSERT INTO issue_labels (repository, number, label)
     VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
 
 const UPSERT_COMMENT: &str = "INSERT INTO issue_comments
-    (repository, comment_id, issue_number, author, author_is_bot, created_at, deleted)
-    VALUES ($1, $2, $3, $4, $5, $6, $7)
+    (repository, comment_id, issue_number, author, author_is_bot, created_at, deleted, author_id,
+     backfill_pass)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
     ON CONFLICT (repository, comment_id) DO UPDATE SET
-        deleted = CASE WHEN excluded.deleted = 1 THEN 1 ELSE issue_comments.deleted END";
+        deleted = CASE WHEN excluded.deleted = 1 THEN 1 ELSE issue_comments.deleted END,
+        author_id = COALESCE(issue_comments.author_id, excluded.author_id),
+        backfill_pass = COALESCE(excluded.backfill_pass, issue_comments.backfill_pass)";
+
+/// Every login an id was seen with; the newest time wins.
+const UPSERT_LOGIN: &str = "INSERT INTO github_logins (user_id, login, seen_at) VALUES ($1, $2, $3)
+    ON CONFLICT (user_id, login) DO UPDATE SET seen_at = excluded.seen_at
+    WHERE excluded.seen_at > github_logins.seen_at";
 
 const SAVE_PROGRESS: &str = "INSERT INTO backfill_progress
-    (repository, phase, next_url, done, updated_at) VALUES ($1, $2, $3, $4, $5)
+    (repository, phase, next_url, done, updated_at, pass_started_at) VALUES ($1, $2, $3, $4, $5, $6)
     ON CONFLICT (repository, phase) DO UPDATE SET
-        next_url = excluded.next_url, done = excluded.done, updated_at = excluded.updated_at";
+        next_url = excluded.next_url, done = excluded.done, updated_at = excluded.updated_at,
+        pass_started_at = excluded.pass_started_at";
 
-const LOAD_PROGRESS: &str =
-    "SELECT phase, next_url, done FROM backfill_progress WHERE repository = $1";
+const LOAD_PROGRESS: &str = "SELECT phase, next_url, done, pass_started_at, updated_at
+    FROM backfill_progress WHERE repository = $1";
 
 const RESET_PROGRESS: &str = "DELETE FROM backfill_progress WHERE repository = $1";
 
 const ISSUE_NUMBERS: &str = "SELECT number FROM issues WHERE LOWER(repository) = $1";
 
-/// The first qualifying response: not deleted, not a bot, not the issue's author. The index
+/// Whose activity the metrics leave out, as the SQL compares it: ids, and lower-cased logins
+/// (for rows whose ids are not known).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Excluded {
+    pub ids: Vec<i64>,
+    pub logins: Vec<String>,
+}
+
+impl Excluded {
+    /// `AND` conditions keeping `id_column`/`login_column` off the lists; logins are bound as
+    /// `$first_param…`, ids written as numbers (they are integers, so nothing can be injected).
+    fn condition(&self, id_column: &str, login_column: &str, first_param: usize) -> String {
+        let mut sql = String::new();
+        if !self.ids.is_empty() {
+            let ids: Vec<String> = self.ids.iter().map(i64::to_string).collect();
+            let _ = write!(
+                sql,
+                " AND COALESCE({id_column}, -1) NOT IN ({})",
+                ids.join(", ")
+            );
+        }
+        if !self.logins.is_empty() {
+            let params: Vec<String> = (0..self.logins.len())
+                .map(|index| format!("${}", first_param + index))
+                .collect();
+            let _ = write!(
+                sql,
+                " AND LOWER({login_column}) NOT IN ({})",
+                params.join(", ")
+            );
+        }
+        sql
+    }
+}
+
+/// The first qualifying response to issue `i`: not deleted, not a bot, not the issue's author
+/// (by id; by login where an id is unknown), not an excluded user. The index
 /// `issue_comments_by_issue` covers it, in order, so it stops at the first match.
-macro_rules! first_response {
-    () => {
-        "FROM issue_comments c
+fn first_response(column: &str, excluded: &Excluded, first_param: usize) -> String {
+    format!(
+        "(SELECT c.{column} FROM issue_comments c
         WHERE c.repository = i.repository AND c.issue_number = i.number AND c.deleted = 0
-          AND c.author_is_bot = 0 AND c.author <> i.author
-        ORDER BY c.created_at, c.comment_id LIMIT 1"
-    };
+          AND c.author_is_bot = 0
+          AND (CASE WHEN c.author_id IS NULL OR i.author_id IS NULL THEN c.author <> i.author
+                    ELSE c.author_id <> i.author_id END){}
+        ORDER BY c.created_at, c.comment_id LIMIT 1)",
+        excluded.condition("c.author_id", "c.author", first_param)
+    )
 }
 
 /// Issues not deleted, created in `[$1, $2)`, in repository `$3` and with label `$4` (each
-/// lower-cased, or NULL for any).
-macro_rules! issue_filter {
-    () => {
+/// lower-cased, or NULL for any), not opened by an excluded user.
+pub(super) fn issue_filter(excluded: &Excluded, first_param: usize) -> String {
+    format!(
         "FROM issues i
         WHERE i.deleted = 0 AND i.created_at >= $1 AND i.created_at < $2
           AND ($3 IS NULL OR LOWER(i.repository) = $3)
           AND ($4 IS NULL OR EXISTS (SELECT 1 FROM issue_labels l
-                WHERE l.repository = i.repository AND l.number = i.number AND l.label = $4))"
-    };
+                WHERE l.repository = i.repository AND l.number = i.number AND l.label = $4)){}",
+        excluded.condition("i.author_id", "i.author", first_param)
+    )
+}
+
+/// Whether issue `i` has no qualifying response.
+pub(super) fn unanswered(excluded: &Excluded, first_param: usize) -> String {
+    format!(
+        "NOT EXISTS {}",
+        first_response("comment_id", excluded, first_param)
+    )
 }
 
 /// Only what the metrics need, one row per issue: a closed issue always has a close time (its
 /// last update if GitHub gave none); `group_key` is the repository, author, labels or assignees
-/// as `$5` asks.
-macro_rules! facts {
-    () => {
-        concat!(
-            "SELECT i.created_at,
-                CASE WHEN i.state = 'closed' THEN COALESCE(i.closed_at, i.updated_at) END
-                    AS closed_at,
-                CASE WHEN i.state = 'closed' THEN i.state_reason END AS state_reason,
-                (SELECT c.created_at ",
-            first_response!(),
-            ") AS first_response_at,
-                CASE $5 WHEN 'repo' THEN i.repository WHEN 'author' THEN i.author
-                    WHEN 'label' THEN i.labels WHEN 'assignee' THEN i.assignees END AS group_key ",
-            issue_filter!()
-        )
-    };
+/// as `$5` asks, and `group_ids` the author's or assignees' ids. Excluded logins are `$6…`.
+fn facts_sql(backend: Backend, excluded: &Excluded) -> String {
+    let inner = format!(
+        "SELECT i.created_at,
+            CASE WHEN i.state = 'closed' THEN COALESCE(i.closed_at, i.updated_at) END AS closed_at,
+            CASE WHEN i.state = 'closed' THEN i.state_reason END AS state_reason,
+            {} AS first_response_at,
+            CASE $5 WHEN 'repo' THEN i.repository WHEN 'author' THEN i.author
+                WHEN 'label' THEN i.labels WHEN 'assignee' THEN i.assignees END AS group_key,
+            CASE $5 WHEN 'author' THEN CAST(i.author_id AS TEXT)
+                WHEN 'assignee' THEN i.assignee_ids END AS group_ids
+        {}",
+        first_response("created_at", excluded, 6),
+        issue_filter(excluded, 6)
+    );
+    // One JSON value instead of one row per issue: handing rows over one by one costs more than
+    // computing them (three times the whole report on SQLite).
+    match backend {
+        Backend::Sqlite => format!(
+            "SELECT json_group_array(json_array(f.created_at, f.closed_at, f.state_reason,
+                f.first_response_at, f.group_key, f.group_ids)) FROM ({inner}) f"
+        ),
+        Backend::Postgres => format!(
+            "SELECT COALESCE(json_agg(json_build_array(f.created_at, f.closed_at, f.state_reason,
+                f.first_response_at, f.group_key, f.group_ids)), '[]')::text FROM ({inner}) f"
+        ),
+    }
 }
 
-/// The facts as one JSON array of arrays. One value instead of one row per issue: handing rows
-/// over one by one costs more than computing them (three times the whole report on SQLite).
-const FACTS_SQLITE: &str = concat!(
-    "SELECT json_group_array(json_array(f.created_at, f.closed_at, f.state_reason,
-        f.first_response_at, f.group_key)) FROM (",
-    facts!(),
-    ") f"
-);
+fn lifecycles_sql(excluded: &Excluded) -> String {
+    format!(
+        "SELECT i.repository, i.number, i.title, i.author, i.author_is_bot, i.labels, i.assignees,
+            i.created_at, i.closed_at, i.state, i.state_reason,
+            {} AS first_response_at,
+            {} AS first_responder,
+            (SELECT COUNT(*) FROM issue_comments c
+             WHERE c.repository = i.repository AND c.issue_number = i.number AND c.deleted = 0)
+                AS comment_count
+        {} ORDER BY i.created_at, i.repository, i.number",
+        first_response("created_at", excluded, 5),
+        first_response("author", excluded, 5),
+        issue_filter(excluded, 5)
+    )
+}
 
-const FACTS_POSTGRES: &str = concat!(
-    "SELECT COALESCE(json_agg(json_build_array(f.created_at, f.closed_at, f.state_reason,
-        f.first_response_at, f.group_key)), '[]')::text FROM (",
-    facts!(),
-    ") f"
-);
-
-const LIFECYCLES: &str = concat!(
-    "SELECT i.repository, i.number, i.title, i.author, i.author_is_bot, i.labels, i.assignees,
-        i.created_at, i.closed_at, i.state, i.state_reason,
-        (SELECT c.created_at ",
-    first_response!(),
-    ") AS first_response_at,
-        (SELECT c.author ",
-    first_response!(),
-    ") AS first_responder,
-        (SELECT COUNT(*) FROM issue_comments c
-         WHERE c.repository = i.repository AND c.issue_number = i.number AND c.deleted = 0)
-            AS comment_count ",
-    issue_filter!(),
-    " ORDER BY i.created_at, i.repository, i.number"
-);
-
-/// One element of the facts array: created, closed, state reason, first response, group key.
+/// One element of the facts array: created, closed, state reason, first response, group key,
+/// group ids.
 type FactsRow = (
     i64,
     Option<i64>,
     Option<String>,
     Option<i64>,
     Option<String>,
+    Option<String>,
 );
 
-fn into_facts(row: FactsRow, group_by: Option<GroupBy>) -> IssueFacts {
-    let (created_at, closed_at, state_reason, first_response_at, group_key) = row;
-    let groups = match (group_by, group_key) {
-        (Some(GroupBy::Label | GroupBy::Assignee), Some(list)) => names(&list),
-        (Some(GroupBy::Repo | GroupBy::Author), Some(key)) => vec![key],
-        _ => Vec::new(),
+/// The keys of one issue for the grouping: repositories and labels as stored; authors and
+/// assignees by id, named by the newest login known for the id (so a rename does not split a
+/// group), by login where no id is known.
+fn group_keys(
+    group_by: Option<GroupBy>,
+    key: Option<String>,
+    ids: Option<&str>,
+    logins: &HashMap<i64, String>,
+) -> Vec<String> {
+    let named = |id: Option<i64>, login: String| -> String {
+        id.and_then(|id| logins.get(&id).cloned()).unwrap_or(login)
     };
-    IssueFacts {
-        created_at,
-        closed_at,
-        state_reason,
-        first_response_at,
-        groups,
+    match (group_by, key) {
+        (Some(GroupBy::Label), Some(list)) => names(&list),
+        (Some(GroupBy::Repo), Some(key)) => vec![key],
+        (Some(GroupBy::Author), Some(login)) => {
+            vec![named(ids.and_then(|id| id.parse().ok()), login)]
+        }
+        (Some(GroupBy::Assignee), Some(list)) => {
+            let assignees = names(&list);
+            let ids: Vec<i64> = ids
+                .map(|ids| serde_json::from_str(ids).unwrap_or_default())
+                .unwrap_or_default();
+            let mut keys: Vec<String> = if ids.len() == assignees.len() {
+                ids.into_iter()
+                    .zip(assignees)
+                    .map(|(id, login)| named(Some(id), login))
+                    .collect()
+            } else {
+                assignees
+            };
+            keys.sort();
+            keys.dedup();
+            keys
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The ids of a facts row that name a group.
+fn row_ids(group_by: Option<GroupBy>, ids: Option<&str>) -> Vec<i64> {
+    match (group_by, ids) {
+        (Some(GroupBy::Author), Some(id)) => id.parse().ok().into_iter().collect(),
+        (Some(GroupBy::Assignee), Some(list)) => serde_json::from_str(list).unwrap_or_default(),
+        _ => Vec::new(),
     }
 }
 
@@ -191,11 +285,13 @@ impl From<LifecycleRow> for IssueRecord {
     }
 }
 
-/// Which half of a backfill: issues first, then comments.
+/// A step of a backfill: issues first, then comments, then reconciling what GitHub no longer
+/// returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackfillPhase {
     Issues,
     Comments,
+    Reconcile,
 }
 
 impl BackfillPhase {
@@ -203,6 +299,7 @@ impl BackfillPhase {
         match self {
             Self::Issues => "issues",
             Self::Comments => "comments",
+            Self::Reconcile => "reconcile",
         }
     }
 }
@@ -216,6 +313,19 @@ pub enum PhaseProgress {
     Done,
 }
 
+/// Where the backfill of one repository stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackfillState {
+    pub issues: PhaseProgress,
+    pub comments: PhaseProgress,
+    pub reconcile: PhaseProgress,
+    /// When the pass began (Unix ms; it names the pass); `None` without one, or for a pass
+    /// begun before herald recorded it.
+    pub pass_started_at: Option<i64>,
+    /// When the last phase was recorded.
+    pub updated_at: Option<i64>,
+}
+
 /// A page of a backfill to record together with the data it brought.
 #[derive(Debug, Clone, Copy)]
 pub struct BackfillStep<'a> {
@@ -224,6 +334,8 @@ pub struct BackfillStep<'a> {
     pub phase: BackfillPhase,
     /// The page to fetch next; `None` when this was the last one.
     pub next_url: Option<&'a str>,
+    /// The pass this page belongs to (its start): rows on the page are marked as seen by it.
+    pub pass: Option<i64>,
 }
 
 /// The repository and label filters as the SQL compares them.
@@ -256,19 +368,46 @@ impl Store {
         self.write_lifecycle(&[changes], Some(step)).await
     }
 
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one transaction, statement after statement"
+    )]
     async fn write_lifecycle(
         &self,
         all_changes: &[&LifecycleChanges],
         step: Option<BackfillStep<'_>>,
     ) -> Result<(), StoreError> {
+        let pass = step.and_then(|step| step.pass);
+        // Each (id, login) once, at the newest time seen, in key order (no deadlock between two
+        // writers on PostgreSQL).
+        let mut logins: BTreeMap<(i64, &str), i64> = BTreeMap::new();
+        for changes in all_changes {
+            for issue in &changes.issues {
+                for (id, login) in issue.logins() {
+                    let seen = logins.entry((id, login)).or_insert(issue.updated_at);
+                    *seen = (*seen).max(issue.updated_at);
+                }
+            }
+            for comment in &changes.comments {
+                if let Some(id) = comment.author_id {
+                    let seen = logins
+                        .entry((id, comment.author.as_str()))
+                        .or_insert(comment.created_at);
+                    *seen = (*seen).max(comment.created_at);
+                }
+            }
+        }
         let _turn = self.write_turn().await;
         dispatch!(self, pool, begin => {
             let mut tx = pool.begin_with(begin).await?;
             for changes in all_changes {
             for issue in &changes.issues {
                 let labels = serde_json::to_string(&issue.labels).unwrap_or_else(|_| "[]".into());
-                let assignees =
-                    serde_json::to_string(&issue.assignees).unwrap_or_else(|_| "[]".into());
+                let assignees: Vec<&str> =
+                    issue.assignees.iter().map(|user| user.login.as_str()).collect();
+                let assignee_ids: Vec<i64> =
+                    issue.assignees.iter().filter_map(|user| user.id).collect();
+                let removal = issue.removal.map(crate::analytics::Removal::as_str);
                 let newest = sqlx::query(UPSERT_ISSUE)
                     .bind(&issue.repository)
                     .bind(issue.number)
@@ -276,13 +415,17 @@ impl Store {
                     .bind(&issue.author)
                     .bind(i64::from(issue.author_is_bot))
                     .bind(labels)
-                    .bind(assignees)
+                    .bind(serde_json::to_string(&assignees).unwrap_or_else(|_| "[]".into()))
                     .bind(issue.created_at)
                     .bind(issue.updated_at)
                     .bind(issue.closed_at)
                     .bind(&issue.state)
                     .bind(&issue.state_reason)
-                    .bind(i64::from(issue.deleted))
+                    .bind(i64::from(removal.is_some()))
+                    .bind(issue.author_id)
+                    .bind(serde_json::to_string(&assignee_ids).unwrap_or_else(|_| "[]".into()))
+                    .bind(&issue.html_url)
+                    .bind(removal)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected()
@@ -302,10 +445,19 @@ impl Store {
                             .await?;
                     }
                 }
-                if issue.deleted {
+                if let Some(removal) = removal {
                     sqlx::query(MARK_ISSUE_DELETED)
                         .bind(&issue.repository)
                         .bind(issue.number)
+                        .bind(removal)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                if let Some(pass) = pass {
+                    sqlx::query(MARK_ISSUE_SEEN)
+                        .bind(&issue.repository)
+                        .bind(issue.number)
+                        .bind(pass)
                         .execute(&mut *tx)
                         .await?;
                 }
@@ -319,9 +471,19 @@ impl Store {
                     .bind(i64::from(comment.author_is_bot))
                     .bind(comment.created_at)
                     .bind(i64::from(comment.deleted))
+                    .bind(comment.author_id)
+                    .bind(pass)
                     .execute(&mut *tx)
                     .await?;
             }
+            }
+            for ((id, login), seen_at) in &logins {
+                sqlx::query(UPSERT_LOGIN)
+                    .bind(id)
+                    .bind(login)
+                    .bind(seen_at)
+                    .execute(&mut *tx)
+                    .await?;
             }
             if let Some(step) = step {
                 sqlx::query(SAVE_PROGRESS)
@@ -330,6 +492,7 @@ impl Store {
                     .bind(step.next_url)
                     .bind(i64::from(step.next_url.is_none()))
                     .bind(now_ms())
+                    .bind(step.pass)
                     .execute(&mut *tx)
                     .await?;
             }
@@ -340,30 +503,95 @@ impl Store {
 
     /// What the report needs of each issue not deleted, created in the window, in the
     /// repository and with the label when asked (both compared without regard to case), with
-    /// its keys for the query's grouping.
+    /// its keys for the query's grouping. Nobody is excluded.
     pub async fn issue_facts(&self, query: &ReportQuery) -> Result<Vec<IssueFacts>, StoreError> {
+        self.issue_facts_excluding(query, &Excluded::default())
+            .await
+    }
+
+    /// [`Store::issue_facts`] leaving out `excluded`: their issues, and their comments as
+    /// responses.
+    pub async fn issue_facts_excluding(
+        &self,
+        query: &ReportQuery,
+        excluded: &Excluded,
+    ) -> Result<Vec<IssueFacts>, StoreError> {
         let (repo, label) = filter_values(query);
         let group_by = query.group_by.map(GroupBy::as_str);
-        let sql = match self.backend() {
-            Backend::Sqlite => FACTS_SQLITE,
-            Backend::Postgres => FACTS_POSTGRES,
-        };
+        let sql = facts_sql(self.backend(), excluded);
         let json: String = dispatch!(self, pool => {
-            sqlx::query_scalar(sql)
+            let mut statement = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(query.window.since_ms)
                 .bind(query.window.until_ms)
                 .bind(repo)
                 .bind(label)
-                .bind(group_by)
-                .fetch_one(pool)
-                .await?
+                .bind(group_by);
+            for login in &excluded.logins {
+                statement = statement.bind(login);
+            }
+            statement.fetch_one(pool).await?
         });
         let rows: Vec<FactsRow> =
             serde_json::from_str(&json).map_err(|error| StoreError::Decode(Box::new(error)))?;
+        let mut ids: Vec<i64> = rows
+            .iter()
+            .flat_map(|row| row_ids(query.group_by, row.5.as_deref()))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let logins = self.newest_logins(&ids).await?;
         Ok(rows
             .into_iter()
-            .map(|row| into_facts(row, query.group_by))
+            .map(|row| {
+                let (created_at, closed_at, state_reason, first_response_at, key, ids) = row;
+                IssueFacts {
+                    created_at,
+                    closed_at,
+                    state_reason,
+                    first_response_at,
+                    groups: group_keys(query.group_by, key, ids.as_deref(), &logins),
+                }
+            })
             .collect())
+    }
+
+    /// The newest login seen for each of `ids`.
+    pub async fn newest_logins(&self, ids: &[i64]) -> Result<HashMap<i64, String>, StoreError> {
+        let mut logins = HashMap::new();
+        for chunk in ids.chunks(500) {
+            let list: Vec<String> = chunk.iter().map(i64::to_string).collect();
+            // Ids are integers: written into the statement, nothing can be injected.
+            let sql = format!(
+                "SELECT user_id, login FROM github_logins WHERE user_id IN ({})
+                 ORDER BY seen_at, login",
+                list.join(", ")
+            );
+            let rows: Vec<(i64, String)> = dispatch!(self, pool => {
+                sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).fetch_all(pool).await?
+            });
+            logins.extend(rows);
+        }
+        Ok(logins)
+    }
+
+    /// The ids each of `logins` (any case) was ever seen with, so that a user listed by login
+    /// stays excluded after a rename.
+    pub async fn ids_of_logins(&self, logins: &[String]) -> Result<Vec<i64>, StoreError> {
+        let mut ids = Vec::new();
+        for login in logins {
+            let found: Vec<i64> = dispatch!(self, pool => {
+                sqlx::query_scalar(
+                    "SELECT DISTINCT user_id FROM github_logins WHERE LOWER(login) = $1",
+                )
+                .bind(login.to_lowercase())
+                .fetch_all(pool)
+                .await?
+            });
+            ids.extend(found);
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids)
     }
 
     /// The same issues as [`Store::issue_facts`], each with its whole lifecycle (first
@@ -373,8 +601,9 @@ impl Store {
         query: &ReportQuery,
     ) -> Result<Vec<IssueRecord>, StoreError> {
         let (repo, label) = filter_values(query);
+        let sql = lifecycles_sql(&Excluded::default());
         let rows: Vec<LifecycleRow> = dispatch!(self, pool => {
-            sqlx::query_as(LIFECYCLES)
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(query.window.since_ms)
                 .bind(query.window.until_ms)
                 .bind(repo)
@@ -390,19 +619,29 @@ impl Store {
         &self,
         repository: &str,
     ) -> Result<[PhaseProgress; 2], StoreError> {
-        let rows: Vec<(String, Option<String>, i64)> = dispatch!(self, pool => {
+        let state = self.backfill_state(repository).await?;
+        Ok([state.issues, state.comments])
+    }
+
+    /// Where the backfill of `repository` (lower-cased) stands, its pass included.
+    pub async fn backfill_state(&self, repository: &str) -> Result<BackfillState, StoreError> {
+        type Row = (String, Option<String>, i64, Option<i64>, i64);
+        let rows: Vec<Row> = dispatch!(self, pool => {
             sqlx::query_as(LOAD_PROGRESS).bind(repository).fetch_all(pool).await?
         });
-        let progress =
-            |phase: BackfillPhase| match rows.iter().find(|(name, _, _)| name == phase.as_str()) {
-                Some((_, _, done)) if *done != 0 => PhaseProgress::Done,
-                Some((_, Some(next), _)) => PhaseProgress::ResumeAt(next.clone()),
-                None | Some((_, None, _)) => PhaseProgress::NotStarted,
-            };
-        Ok([
-            progress(BackfillPhase::Issues),
-            progress(BackfillPhase::Comments),
-        ])
+        let progress = |phase: BackfillPhase| match rows.iter().find(|row| row.0 == phase.as_str())
+        {
+            Some((_, _, done, _, _)) if *done != 0 => PhaseProgress::Done,
+            Some((_, Some(next), _, _, _)) => PhaseProgress::ResumeAt(next.clone()),
+            None | Some((_, None, _, _, _)) => PhaseProgress::NotStarted,
+        };
+        Ok(BackfillState {
+            issues: progress(BackfillPhase::Issues),
+            comments: progress(BackfillPhase::Comments),
+            reconcile: progress(BackfillPhase::Reconcile),
+            pass_started_at: rows.iter().filter_map(|row| row.3).min(),
+            updated_at: rows.iter().map(|row| row.4).max(),
+        })
     }
 
     /// Forgets where the backfill of `repository` stood, so the next one starts from page one.

@@ -7,6 +7,7 @@ mod analytics;
 mod connect;
 mod destinations;
 mod events;
+mod insights;
 mod listen;
 mod outbox;
 mod redeliver;
@@ -20,8 +21,9 @@ use std::sync::Arc;
 use sqlx::{PgPool, SqlitePool};
 use tokio::sync::{Mutex, MutexGuard};
 
-pub use analytics::{BackfillPhase, BackfillStep, PhaseProgress};
+pub use analytics::{BackfillPhase, BackfillState, BackfillStep, Excluded, PhaseProgress};
 pub use connect::redact_url;
+pub use insights::{DestinationHealth, UnansweredIssue};
 pub use outbox::{AttemptRow, DeliveryRow, QueueDepth};
 pub use redeliver::{NewRequest, PassLock, PastRequest, RequestState};
 pub use replay::ReplayFilter;

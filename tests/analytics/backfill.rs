@@ -9,10 +9,10 @@ use serde_json::{Value, json};
 use crate::fake_github::{FakeGithub, List, Scripted};
 use crate::helpers::{CommentSpec, IssueSpec, Output, Snapshot, TestApp, open_store, run_herald};
 
-const TOKEN: &str = "ghp_test-token";
+pub const TOKEN: &str = "ghp_test-token";
 const JANUARY: [&str; 4] = ["--since", "2020-01-01", "--until", "2020-01-31"];
 
-fn issue(number: i64, author: &'static str, created: &'static str) -> IssueSpec {
+pub fn issue(number: i64, author: &'static str, created: &'static str) -> IssueSpec {
     IssueSpec::new("acme/widgets", number, author, created)
 }
 
@@ -22,7 +22,7 @@ fn issue(number: i64, author: &'static str, created: &'static str) -> IssueSpec 
 /// #3 (bob) open, only commented on by bob himself and a bot;
 /// #4 (carol) closed as not planned after 2 h, alice answers after 30 min;
 /// #5 (dave) open, silent.
-fn pages() -> (Vec<Vec<Value>>, Vec<Vec<Value>>) {
+pub fn pages() -> (Vec<Vec<Value>>, Vec<Vec<Value>>) {
     let one = issue(1, "alice", "2020-01-05T00:00:00Z");
     let pull = issue(2, "alice", "2020-01-05T12:00:00Z").pull_request();
     let three = issue(3, "bob", "2020-01-06T00:00:00Z");
@@ -73,13 +73,13 @@ fn expected() -> Value {
     })
 }
 
-struct Setup {
-    github: FakeGithub,
-    database_url: String,
+pub struct Setup {
+    pub github: FakeGithub,
+    pub database_url: String,
     _dir: tempfile::TempDir,
 }
 
-async fn setup(token: Option<&str>) -> Setup {
+pub async fn setup(token: Option<&str>) -> Setup {
     let (issues, comments) = pages();
     let github = FakeGithub::start("acme/widgets", token, issues, comments).await;
     let dir = tempfile::tempdir().unwrap();
@@ -92,16 +92,16 @@ async fn setup(token: Option<&str>) -> Setup {
 }
 
 impl Setup {
-    async fn backfill(&self, extra: &[&str]) -> Output {
+    pub async fn backfill(&self, extra: &[&str]) -> Output {
         backfill(&self.github, &self.database_url, extra).await
     }
 
-    async fn report(&self) -> Value {
+    pub async fn report(&self) -> Value {
         report(&self.database_url).await
     }
 }
 
-async fn backfill(github: &FakeGithub, database_url: &str, extra: &[&str]) -> Output {
+pub async fn backfill(github: &FakeGithub, database_url: &str, extra: &[&str]) -> Output {
     let mut args = vec!["backfill"];
     args.extend_from_slice(extra);
     if !extra.iter().any(|arg| arg.contains('/')) {
@@ -118,7 +118,7 @@ async fn backfill(github: &FakeGithub, database_url: &str, extra: &[&str]) -> Ou
     .await
 }
 
-async fn report(database_url: &str) -> Value {
+pub async fn report(database_url: &str) -> Value {
     let mut args = vec!["report", "--format", "json"];
     args.extend(JANUARY);
     let output = run_herald(&args, &[("HERALD_DATABASE_URL", database_url)]).await;
@@ -149,9 +149,28 @@ async fn imports_every_page_and_skips_pull_requests() {
     assert_eq!(setup.github.violations(), Vec::<String>::new());
     assert_eq!(setup.report().await, expected());
 
-    // Run again after it finished: a full refresh from page one, and still nothing twice.
+    assert!(
+        output.stdout.contains(
+            "reconciled acme/widgets: 0 issues deleted, 0 transferred, 0 comments deleted on GitHub left the metrics"
+        ),
+        "{output:?}"
+    );
+
+    // Run again after it finished: it says so and asks GitHub for nothing.
     let again = setup.backfill(&[]).await;
     assert!(again.success, "{again:?}");
+    assert!(
+        again
+            .stdout
+            .contains("the backfill of acme/widgets already finished at ")
+            && again.stdout.contains("--restart"),
+        "{again:?}"
+    );
+    assert_eq!(setup.github.requests().len(), ALL_PAGES.len());
+
+    // `--restart`: a full refresh from page one, and still nothing twice.
+    let restarted = setup.backfill(&["--restart"]).await;
+    assert!(restarted.success, "{restarted:?}");
     assert_eq!(setup.github.requests()[5..], ALL_PAGES);
     assert_eq!(setup.report().await, expected());
 }
@@ -212,7 +231,7 @@ async fn an_interrupted_backfill_resumes_where_it_stopped() {
 
     // `--restart` starts from page one even when interrupted.
     setup.github.script(List::Issues, 3, Scripted::Status(500));
-    assert!(!setup.backfill(&[]).await.success);
+    assert!(!setup.backfill(&["--restart"]).await.success);
     let restarted = setup.backfill(&["--restart"]).await;
     assert!(restarted.success, "{restarted:?}");
     assert_eq!(

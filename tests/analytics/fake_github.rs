@@ -17,11 +17,21 @@ use tokio::task::JoinHandle;
 const ISSUES_QUERY: &str = "state=all&per_page=100&sort=created&direction=asc";
 const COMMENTS_QUERY: &str = "per_page=100&sort=created&direction=asc";
 
-/// Which list a request was for.
+/// Which list a request was for (or, `Issue(N)`, which single issue).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum List {
     Issues,
     Comments,
+    Issue(i64),
+}
+
+/// What GitHub answers for one issue asked for by number.
+#[derive(Debug, Clone)]
+pub enum ItemAnswer {
+    /// 404 or 410: deleted.
+    Status(u16),
+    /// 301 to the issue's new home (`owner/name`, number), which answers with it.
+    MovedTo(&'static str, i64),
 }
 
 /// What to answer, once, instead of a page.
@@ -44,8 +54,9 @@ pub enum Scripted {
 struct FakeState {
     owner_repo: String,
     token: Option<String>,
-    issues: Vec<Vec<Value>>,
-    comments: Vec<Vec<Value>>,
+    issues: Mutex<Vec<Vec<Value>>>,
+    comments: Mutex<Vec<Vec<Value>>>,
+    items: Mutex<HashMap<i64, ItemAnswer>>,
     address: Mutex<String>,
     script: Mutex<HashMap<(List, usize), VecDeque<Scripted>>>,
     not_before: Mutex<HashMap<(List, usize), SystemTime>>,
@@ -71,8 +82,8 @@ impl FakeGithub {
         let state = Arc::new(FakeState {
             owner_repo: owner_repo.to_lowercase(),
             token: token.map(str::to_owned),
-            issues,
-            comments,
+            issues: Mutex::new(issues),
+            comments: Mutex::new(comments),
             ..FakeState::default()
         });
         let app = Router::new().fallback(serve).with_state(Arc::clone(&state));
@@ -100,6 +111,17 @@ impl FakeGithub {
             .push_back(reply);
     }
 
+    /// Serves these pages from now on (GitHub after deletions and transfers).
+    pub fn set_pages(&self, issues: Vec<Vec<Value>>, comments: Vec<Vec<Value>>) {
+        *self.state.issues.lock().unwrap() = issues;
+        *self.state.comments.lock().unwrap() = comments;
+    }
+
+    /// How `GET /repos/OWNER/NAME/issues/{number}` answers (default: 404).
+    pub fn answer_item(&self, number: i64, answer: ItemAnswer) {
+        self.state.items.lock().unwrap().insert(number, answer);
+    }
+
     /// Every request so far, as (list, page).
     pub fn requests(&self) -> Vec<(List, usize)> {
         self.state.requests.lock().unwrap().clone()
@@ -120,14 +142,28 @@ fn check_request(
     let path = uri.path().to_lowercase();
     let prefix = format!("/repos/{}/issues", state.owner_repo);
     let (list, base_query, pages) = if path == prefix {
-        (List::Issues, ISSUES_QUERY, state.issues.len())
+        (
+            List::Issues,
+            ISSUES_QUERY,
+            state.issues.lock().unwrap().len(),
+        )
     } else if path == format!("{prefix}/comments") {
-        (List::Comments, COMMENTS_QUERY, state.comments.len())
+        (
+            List::Comments,
+            COMMENTS_QUERY,
+            state.comments.lock().unwrap().len(),
+        )
+    } else if let Some(number) = path
+        .strip_prefix(&format!("{prefix}/"))
+        .and_then(|number| number.parse::<i64>().ok())
+        && uri.query().is_none()
+    {
+        (List::Issue(number), "", 0)
     } else {
         return Err(format!("unexpected path {}", uri.path()));
     };
     let query = uri.query().unwrap_or("");
-    let page = if query == base_query {
+    let page = if matches!(list, List::Issue(_)) || query == base_query {
         1
     } else {
         match query
@@ -205,7 +241,36 @@ fn scripted_reply(state: &FakeState, list: List, page: usize, reply: Scripted) -
     }
 }
 
+/// A moved issue at its new address: the issue JSON with the new repository.
+fn moved_issue(state: &FakeState, uri: &Uri) -> Option<Response> {
+    let path = uri.path();
+    let moved = state
+        .items
+        .lock()
+        .unwrap()
+        .values()
+        .find_map(|answer| match answer {
+            ItemAnswer::MovedTo(repo, number)
+                if path == format!("/repos/{repo}/issues/{number}") =>
+            {
+                Some((*repo, *number))
+            }
+            _ => None,
+        })?;
+    let (repo, number) = moved;
+    let body = serde_json::json!({
+        "number": number, "title": "moved", "state": "open",
+        "user": {"login": "someone", "id": 1, "type": "User"},
+        "created_at": "2020-01-01T00:00:00Z", "updated_at": "2020-02-01T00:00:00Z",
+        "repository_url": format!("{}/repos/{repo}", state.address.lock().unwrap()),
+    });
+    Some((StatusCode::OK, axum::Json(body)).into_response())
+}
+
 async fn serve(State(state): State<Arc<FakeState>>, uri: Uri, headers: HeaderMap) -> Response {
+    if let Some(response) = moved_issue(&state, &uri) {
+        return response;
+    }
     let (list, base_query, page) = match check_request(&state, &uri, &headers) {
         Ok(found) => found,
         Err(message) => {
@@ -235,9 +300,29 @@ async fn serve(State(state): State<Arc<FakeState>>, uri: Uri, headers: HeaderMap
         Some(reply) => return scripted_reply(&state, list, page, reply),
         None => {}
     }
+    if let List::Issue(number) = list {
+        let answer = state.items.lock().unwrap().get(&number).cloned();
+        return match answer {
+            Some(ItemAnswer::MovedTo(repo, moved)) => {
+                let address = state.address.lock().unwrap().clone();
+                (
+                    StatusCode::MOVED_PERMANENTLY,
+                    [("location", format!("{address}/repos/{repo}/issues/{moved}"))],
+                )
+                    .into_response()
+            }
+            Some(ItemAnswer::Status(code)) => (
+                StatusCode::from_u16(code).unwrap(),
+                r#"{"message":"Not Found"}"#,
+            )
+                .into_response(),
+            None => (StatusCode::NOT_FOUND, r#"{"message":"Not Found"}"#).into_response(),
+        };
+    }
     let pages = match list {
-        List::Issues => &state.issues,
-        List::Comments => &state.comments,
+        List::Issues => state.issues.lock().unwrap().clone(),
+        List::Comments => state.comments.lock().unwrap().clone(),
+        List::Issue(_) => unreachable!("answered above"),
     };
     let address = state.address.lock().unwrap().clone();
     let link = |page: usize| format!("<{address}{}?{base_query}&page={page}>", uri.path());

@@ -17,12 +17,22 @@ pub fn sample(relative: &str) -> Value {
     serde_json::from_slice(&bytes).unwrap()
 }
 
+/// A user id for a login: GitHub's ids are numbers that stay when a login changes; the tests
+/// give each login its own (a rename keeps the old one with `IssueSpec::author_id`).
+pub fn user_id(login: &str) -> i64 {
+    login.bytes().fold(1_000_i64, |id, byte| {
+        id.wrapping_mul(31).wrapping_add(i64::from(byte)) % 1_000_000_007
+    })
+}
+
 /// An issue as the tests describe it; payloads are the shared samples with these fields set.
 #[derive(Debug, Clone)]
 pub struct IssueSpec {
     pub repo: &'static str,
     pub number: i64,
     pub author: &'static str,
+    /// The author's id (default: `user_id(author)`).
+    pub author_id: Option<i64>,
     pub created_at: &'static str,
     pub labels: Vec<&'static str>,
     pub assignees: Vec<&'static str>,
@@ -40,6 +50,7 @@ impl IssueSpec {
             repo,
             number,
             author,
+            author_id: None,
             created_at,
             labels: Vec::new(),
             assignees: Vec::new(),
@@ -57,6 +68,13 @@ impl IssueSpec {
         self
     }
 
+    /// The same account under another login (a rename keeps the id).
+    pub fn renamed(mut self, login: &'static str) -> Self {
+        self.author_id = Some(self.author_id.unwrap_or_else(|| user_id(self.author)));
+        self.author = login;
+        self
+    }
+
     pub fn pull_request(mut self) -> Self {
         self.pull_request = true;
         self
@@ -68,6 +86,7 @@ impl IssueSpec {
         issue["number"] = json!(self.number);
         issue["title"] = json!(format!("Issue {}", self.number));
         issue["user"]["login"] = json!(self.author);
+        issue["user"]["id"] = json!(self.author_id.unwrap_or_else(|| user_id(self.author)));
         issue["user"]["type"] = json!("User");
         issue["created_at"] = json!(self.created_at);
         issue["updated_at"] = json!(state.updated_at);
@@ -83,11 +102,15 @@ impl IssueSpec {
         issue["assignees"] = json!(
             self.assignees
                 .iter()
-                .map(|login| json!({"login": login, "type": "User"}))
+                .map(|login| json!({"login": login, "id": user_id(login), "type": "User"}))
                 .collect::<Vec<_>>()
         );
         let (owner, name) = self.repo.split_once('/').unwrap();
         issue["repository_url"] = json!(format!("https://api.github.com/repos/{owner}/{name}"));
+        issue["html_url"] = json!(format!(
+            "https://github.com/{owner}/{name}/issues/{}",
+            self.number
+        ));
         if self.pull_request {
             issue["pull_request"] =
                 json!({"url": "https://api.github.com/pulls/1", "merged_at": null});
@@ -156,6 +179,8 @@ impl Snapshot {
 pub struct CommentSpec {
     pub id: i64,
     pub author: &'static str,
+    /// The author's id (default: `user_id(author)`).
+    pub author_id: Option<i64>,
     pub account_type: &'static str,
     pub created_at: &'static str,
 }
@@ -165,9 +190,16 @@ impl CommentSpec {
         Self {
             id,
             author,
+            author_id: None,
             account_type: "User",
             created_at,
         }
+    }
+
+    /// Written by the account with this id (under `author`, perhaps a new login).
+    pub fn by_id(mut self, id: i64) -> Self {
+        self.author_id = Some(id);
+        self
     }
 
     pub fn bot(mut self) -> Self {
@@ -180,6 +212,7 @@ impl CommentSpec {
         let mut comment = sample("issue_comment/created.payload.json")["comment"].clone();
         comment["id"] = json!(self.id);
         comment["user"]["login"] = json!(self.author);
+        comment["user"]["id"] = json!(self.author_id.unwrap_or_else(|| user_id(self.author)));
         comment["user"]["type"] = json!(self.account_type);
         comment["created_at"] = json!(self.created_at);
         comment["updated_at"] = json!(self.created_at);
@@ -210,6 +243,18 @@ impl TestApp {
             AppBuilder::new()
                 .arg("--notify-events", "")
                 .args(extra)
+                .spawn()
+                .await,
+        )
+    }
+
+    /// Starts herald with a fresh database, `extra` flags and this configuration file.
+    pub async fn spawn_with_file(extra: &[&str], toml: &str) -> Self {
+        Self(
+            AppBuilder::new()
+                .arg("--notify-events", "")
+                .args(extra)
+                .config_file(toml)
                 .spawn()
                 .await,
         )

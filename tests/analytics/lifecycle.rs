@@ -326,6 +326,7 @@ async fn backfill_progress_is_kept_per_repository_and_phase() {
             repository: "o/r",
             phase,
             next_url,
+            pass: Some(1),
         };
         store
             .save_backfill_page(

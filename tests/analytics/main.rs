@@ -4,6 +4,7 @@
 mod api;
 mod backends;
 mod backfill;
+mod browser;
 #[expect(
     dead_code,
     reason = "the service harness of tests/api; this binary uses part of it"
@@ -12,7 +13,12 @@ mod backfill;
 mod common;
 #[path = "../store/databases.rs"]
 mod databases;
+mod digest;
 mod fake_github;
 mod helpers;
+mod identities;
+mod insights;
 mod lifecycle;
+mod recent;
+mod reconcile;
 mod scenario;

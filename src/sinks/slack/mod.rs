@@ -64,8 +64,14 @@ pub async fn post_with_webhook(
         .map_err(|error| anyhow::anyhow!("posting to Slack failed: {}", error.without_url()))?;
     let status = response.status();
     if status.is_success() {
-        Ok(())
-    } else {
-        anyhow::bail!("posting to Slack failed: HTTP {status}")
+        return Ok(());
     }
+    let body: String = response
+        .text()
+        .await
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect();
+    anyhow::bail!("Slack answered {status}: {body}")
 }
