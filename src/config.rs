@@ -291,6 +291,10 @@ pub struct ServeConfig {
     /// flight (Cloud Run kills an instance about 10 s after SIGTERM).
     #[arg(long, env = "HERALD_SHUTDOWN_GRACE", default_value = "8s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+    /// Forget finished deliveries and raw event payloads older than this (`90d`; at least a
+    /// day). The issue lifecycle tables the metrics read are kept. Unset: keep everything.
+    #[arg(long, env = "HERALD_RETENTION", value_parser = parse_retention)]
+    pub retention: Option<Duration>,
     /// Bearer token that `/api/*` requires when set (`Authorization: Bearer <token>`).
     #[arg(long, env = "HERALD_API_TOKEN", hide_env_values = true)]
     pub api_token: Option<SecretString>,
@@ -369,6 +373,17 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
         "{text:?} is not an address to listen on: use IP:PORT, e.g. 0.0.0.0:8080 (every interface) \
          or 127.0.0.1:8080 (this machine only)"
     ))
+}
+
+/// A retention: a duration of at least a day (`90d`, `12w`).
+pub fn parse_retention(text: &str) -> Result<Duration, String> {
+    let retention = parse_duration(text)?;
+    if retention < Duration::from_secs(86_400) {
+        return Err(format!(
+            "{text:?} is shorter than a day; GitHub redelivers for days, and the outbox needs time to deliver"
+        ));
+    }
+    Ok(retention)
 }
 
 /// Parses `500ms`, `5s`, `2m`, `1h30m`; a bare number is seconds.

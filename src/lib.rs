@@ -16,6 +16,7 @@ pub mod insights;
 pub mod metrics;
 pub mod outbound;
 pub mod redeliver;
+pub mod retention;
 pub mod routes;
 pub mod sinks;
 pub mod startup;

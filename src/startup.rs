@@ -130,6 +130,13 @@ pub async fn serve_with(
     tracing::info!(%address, backend = ?store.backend(), "herald is listening");
 
     spawn_redeliver(&mut supervisor, redeliver, &store, &shutdown);
+    if let Some(retention) = config.retention {
+        let (store, stop) = (store.clone(), shutdown.child_token());
+        supervisor.spawn("retention", Importance::Normal, async move {
+            crate::retention::run(store, retention, stop).await;
+            Ok(())
+        });
+    }
     let server = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let mut served = tokio::spawn(server.into_future());

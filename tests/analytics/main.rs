@@ -21,4 +21,5 @@ mod insights;
 mod lifecycle;
 mod recent;
 mod reconcile;
+mod retention;
 mod scenario;

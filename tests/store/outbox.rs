@@ -478,3 +478,30 @@ async fn send_slots_are_shared_through_the_store() {
         assert_eq!(first.take_slot("other", T0, 500).await.unwrap(), T0);
     }
 }
+
+#[tokio::test]
+async fn pruning_keeps_pending_rows_and_their_events() {
+    for db in databases::all().await {
+        let store = db.connect().await;
+        seed(&store, 3).await;
+        let claims = store.claim("slack", "a", T0, LEASE, 3).await.unwrap();
+        let finishes = vec![
+            delivered(claims[0].id),
+            finish(claims[1].id, DeliveryStatus::Dead, 1, T0, Some("gave up")),
+        ];
+        store.finish(&finishes, "a", T0).await.unwrap();
+        // Finished at T0 (as far as the store knows, `now` was T0): a cutoff after it prunes them.
+        let pruned = store.prune(i64::MAX).await.unwrap();
+        assert_eq!(
+            (pruned.deliveries, pruned.events),
+            (2, 2),
+            "{}: two finished rows and their events; the pending one stays",
+            db.label
+        );
+        assert_eq!(store.count_events().await.unwrap(), 1, "{}", db.label);
+        assert!(store.attempts(claims[1].id).await.unwrap().is_empty());
+        let left = store.list_deliveries(None, 10).await.unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].id, claims[2].id, "{}", db.label);
+    }
+}
