@@ -134,6 +134,10 @@ pub struct ServeConfig {
     /// requests wait for room before their bodies are read. At least one 25 MiB body always fits.
     #[arg(long, env = "HERALD_BODY_BUDGET_MIB", default_value_t = 256)]
     pub body_budget_mib: u32,
+    /// Largest the SQLite database may grow, in MiB; beyond it new events answer 503 as on a
+    /// full disk, until space is freed. Unset: as large as the disk allows.
+    #[arg(long, env = "HERALD_SQLITE_MAX_SIZE_MIB")]
+    pub sqlite_max_size_mib: Option<u32>,
     /// Set by Cloud Run (`K_SERVICE`): there, no secret is generated (it would differ per
     /// instance and its one-time print would land in Cloud Logging).
     #[arg(long, env = "K_SERVICE", hide = true)]

@@ -31,7 +31,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     check(&config)?;
     let (secrets, source) = load_secrets(&config.secrets)?;
-    let store = Store::connect(&config.database).await?;
+    let store = Store::connect_limited(&config.database, config.sqlite_max_size_mib).await?;
     if store.backend() == Backend::Sqlite {
         // SQLite has one owner: leases left by a crashed run are ours to take back now.
         let released = store

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::{ApiError, AppState};
 use crate::github::{EventName, IndexedEvent, ParseError, SignatureError};
-use crate::store::{Intake, NewEvent};
+use crate::store::{Intake, NewEvent, WriterError};
 use crate::time_util::now_ms;
 
 /// GitHub caps payloads at 25 MiB; anything larger is not from GitHub.
@@ -65,7 +65,7 @@ pub async fn receive(
         .webhook_answered(started.elapsed().as_secs_f64());
     if let Err(error) = &result {
         state.metrics.rejected(error.reason());
-        if !matches!(error, ApiError::Unavailable(_)) {
+        if !matches!(error, ApiError::Unavailable(_) | ApiError::Unstorable(_)) {
             tracing::info!(
                 status = error.status_code().as_u16(),
                 reason = error.reason(),
@@ -127,12 +127,14 @@ async fn accept(
         payload: json,
         sinks,
     };
-    match state
-        .writer
-        .append(new_event)
-        .await
-        .map_err(ApiError::Unavailable)?
-    {
+    let appended = state.writer.append(new_event).await.map_err(|error| {
+        if matches!(error, WriterError::Refused(_)) {
+            ApiError::Unstorable(error)
+        } else {
+            ApiError::Unavailable(error)
+        }
+    })?;
+    match appended {
         Intake::Stored { event_id } => {
             state.metrics.stored();
             tracing::info!(event, delivery = delivery_id, id = event_id, "event stored");

@@ -6,6 +6,7 @@
 mod analytics;
 mod connect;
 mod events;
+mod health;
 mod listen;
 mod outbox;
 mod writer;
@@ -17,6 +18,9 @@ use tokio::sync::{Mutex, MutexGuard};
 
 pub use analytics::{BackfillPhase, BackfillStep, PhaseProgress};
 pub use connect::redact_url;
+pub use health::{
+    MAX_INDEXED_BYTES, StoreHealth, indexed_text, is_connection_error, is_permanent, storable_text,
+};
 pub use outbox::{Claimed, DeliveryRow, DeliveryStatus, Finish, QueueDepth};
 pub use writer::{EventWriter, WriterError};
 

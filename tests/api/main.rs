@@ -3,6 +3,7 @@
 mod cli;
 mod crash;
 mod delivery;
+mod full_store;
 mod helpers;
 mod intake;
 mod properties;
