@@ -12,7 +12,7 @@ use crate::config::ServeConfig;
 use crate::delivery::{DeliveryWorker, WorkerSettings};
 use crate::github::SecretSource;
 use crate::github::{SignatureVerifier, WebhookSecrets, load_secrets};
-use crate::http::{ApiToken, AppState, BodyBudget, router};
+use crate::http::{ApiToken, AppState, BodyBudget, ConnectionLimits, router};
 use crate::metrics::Metrics;
 use crate::sinks::{
     AnalyticsSink, ConsoleNotifier, EventFilter, RateLimiter, Sink, Sinks, SlackWebhook,
@@ -84,18 +84,23 @@ pub async fn serve(
         gcp_project: config.gcp_project.clone(),
         api_token: config.api_token.as_ref().and_then(ApiToken::new),
         body_budget: BodyBudget::new(config.body_budget_mib),
+        body_timeout: config.body_timeout,
     };
     let address = listener.local_addr()?;
     announce(&secrets, &source, &config, address);
     tracing::info!(%address, backend = ?store.backend(), "herald is listening");
 
-    let server = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    let mut served = tokio::spawn(server.into_future());
+    let limits = ConnectionLimits::from_config(&config);
+    let mut served = tokio::spawn(crate::http::serve(
+        listener,
+        router(state),
+        limits,
+        shutdown.clone(),
+    ));
     // Everything after the signal shares one budget: Cloud Run kills ~10 s after SIGTERM.
     let deadline = tokio::select! {
         result = &mut served => {
-            result.context("the HTTP server task")?.context("serving HTTP")?;
+            result.context("the HTTP server task")?;
             tokio::time::Instant::now() + config.shutdown_grace
         }
         () = shutdown.cancelled() => {

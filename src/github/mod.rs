@@ -2,11 +2,13 @@
 //! and a small REST client (for backfill).
 
 mod event;
+mod payload;
 mod rest;
 mod secrets;
 mod signature;
 
-pub use event::{EventName, IndexedEvent, ParseError};
+pub use event::{EventName, IndexedEvent, MAX_DEPTH, ParseError, nesting_depth};
+pub use payload::{PayloadError, is_form, json_document};
 pub use rest::{Page, RestClient, RestError, next_link, rate_limit_wait};
 pub use secrets::{SecretSource, WebhookSecrets, load_secrets};
 pub use signature::{SignatureError, SignatureVerifier, sign_sha256};

@@ -19,6 +19,12 @@ pub enum ApiError {
     BadRequest(String),
     #[error("body exceeds the 25 MiB limit")]
     PayloadTooLarge,
+    /// The body stopped arriving for longer than `HERALD_BODY_TIMEOUT`.
+    #[error("the body stopped arriving")]
+    BodyTimeout,
+    /// No room in the body budget for that long: other bodies fill it.
+    #[error("too many request bodies in flight; retry later")]
+    Busy,
     #[error("not found")]
     NotFound,
     #[error("store unavailable")]
@@ -40,8 +46,9 @@ impl ApiError {
             Self::Unauthorized(_) | Self::InvalidToken => StatusCode::UNAUTHORIZED,
             Self::BadRequest(_) | Self::Unstorable(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::Unavailable(_) | Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Store(_) | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -52,6 +59,8 @@ impl ApiError {
             Self::BadRequest(_) => "bad_request",
             Self::Unstorable(_) => "unstorable",
             Self::PayloadTooLarge => "too_large",
+            Self::BodyTimeout => "body_timeout",
+            Self::Busy => "busy",
             Self::NotFound => "not_found",
             Self::Unavailable(_) | Self::Store(_) => "store_unavailable",
             Self::InvalidToken => "api_token",
