@@ -7,3 +7,4 @@ mod full_store;
 mod helpers;
 mod intake;
 mod properties;
+mod slow_clients;
