@@ -24,6 +24,10 @@ const SLACK_BURST: u32 = 5;
 
 /// Runs `herald serve` until `shutdown` fires, then stops accepting, finishes requests in flight,
 /// lets delivery attempts under way finish, and closes the store.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one linear start-up and shutdown sequence; the supervisor rewrite splits it"
+)]
 pub async fn serve(
     config: ServeConfig,
     listener: TcpListener,
@@ -42,8 +46,8 @@ pub async fn serve(
             tracing::info!(released, "resuming deliveries left by the previous run");
         }
     }
-    let sinks = Arc::new(build_sinks(&config, &store)?);
     let metrics = Arc::new(Metrics::new());
+    let sinks = Arc::new(build_sinks(&config, &store, &metrics)?);
     let wake = Arc::new(Notify::new());
     let writer_stop = CancellationToken::new();
     let (writer, writer_task) = EventWriter::spawn(
@@ -74,6 +78,12 @@ pub async fn serve(
             .forward_announcements(Arc::clone(&wake), worker_cancel.clone()),
     );
     let checkpoint_task = tokio::spawn(store.clone().checkpoint_forever(worker_cancel.clone()));
+    let depth_task = tokio::spawn(crate::metrics::refresh_queue_depth(
+        store.clone(),
+        Arc::clone(&metrics),
+        crate::metrics::QUEUE_DEPTH_REFRESH,
+        worker_cancel.clone(),
+    ));
 
     let state = AppState {
         verifier: Arc::new(SignatureVerifier::new(secrets.clone(), config.allow_sha1)),
@@ -129,6 +139,7 @@ pub async fn serve(
     }
     let _ = listener_task.await;
     let _ = checkpoint_task.await;
+    let _ = depth_task.await;
     store.close().await;
     tracing::info!("herald stopped");
     Ok(())
@@ -160,7 +171,7 @@ fn check(config: &ServeConfig) -> anyhow::Result<()> {
 
 /// The notifier (Slack, or stdout without Slack) and the analytics tables, which every issue
 /// event reaches through the outbox.
-fn build_sinks(config: &ServeConfig, store: &Store) -> anyhow::Result<Sinks> {
+fn build_sinks(config: &ServeConfig, store: &Store, metrics: &Metrics) -> anyhow::Result<Sinks> {
     let filter = EventFilter::new(&config.notify_events);
     let notifier: Arc<dyn Sink> = match &config.slack_webhook_url {
         Some(url) => {
@@ -178,6 +189,7 @@ fn build_sinks(config: &ServeConfig, store: &Store) -> anyhow::Result<Sinks> {
         }
     };
     let analytics: Arc<dyn Sink> = Arc::new(AnalyticsSink::new(store.clone()));
+    metrics.count_sinks(&[notifier.name(), analytics.name()]);
     Ok(Sinks::new(vec![notifier, analytics]))
 }
 

@@ -47,10 +47,11 @@ impl fmt::Debug for ApiToken {
     }
 }
 
-/// The `/api` routes, each behind the token check.
+/// The `/api` routes and `/metrics`, each behind the token check.
 pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/api/metrics/issues", get(issue_metrics))
+        .route("/metrics", get(super::ops::metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
 }
 

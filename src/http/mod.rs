@@ -62,7 +62,6 @@ pub fn router(state: AppState) -> Router {
         .route("/", post(webhook::receive))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
         .merge(api::routes(&state))
         .fallback(ops::not_found)
         .with_state(state)

@@ -51,18 +51,14 @@ fn not_ready() -> (StatusCode, Json<serde_json::Value>) {
     )
 }
 
-/// Prometheus text exposition.
+/// Prometheus text exposition; behind the API token when one is set (see `api::routes`).
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let depth = tokio::time::timeout(Duration::from_secs(2), state.store.queue_depth())
-        .await
-        .ok()
-        .and_then(Result::ok);
     (
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.metrics.render(depth),
+        state.metrics.render(),
     )
 }
 
