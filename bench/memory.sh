@@ -33,7 +33,7 @@ peak=0
 sampler=$!
 for i in $(seq "$concurrent"); do
   curl -s -o /dev/null -w "%{http_code} " -X POST "http://127.0.0.1:$port/webhook" \
-    -H "X-GitHub-Event: issues" -H "X-GitHub-Delivery: mem-$i" -H "X-Hub-Signature-256: $sig" \
+    -H "X-GitHub-Event: ${EVENT:-issues}" -H "X-GitHub-Delivery: mem-$i" -H "X-Hub-Signature-256: $sig" \
     -H "Content-Type: application/json" --data-binary "@$work/body.json" &
 done
 wait $(jobs -p | grep -v "^$pid$" | grep -v "^$sampler$") 2>/dev/null || true
@@ -41,4 +41,4 @@ echo
 sleep 5
 kill $sampler 2>/dev/null || true
 peak=$(sort -n "$work/samples" | tail -1)
-echo "peak RSS while handling: $peak MiB; RSS 5 s after the last answer: $(rss) MiB"
+echo "peak RSS while handling: $peak MiB; RSS 5 s after the last answer: $(rss) MiB ($(awk '/RssAnon|RssFile/ {printf "%s %d MiB ", $1, $2 / 1024}' "/proc/$pid/status"))"

@@ -62,7 +62,11 @@ impl Store {
                             .push_bind(event.payload.as_str());
                     });
                     insert.push(ON_CONFLICT);
-                    let inserted: Vec<(i64, String, String)> = insert.build_query_as().fetch_all(&mut *tx).await?;
+                    // Not cached: SQLite keeps a cached statement's last bound values (copies of the
+                    // payloads) until the statement is used again, so a burst of large bodies would
+                    // stay in memory long after it was committed.
+                    let inserted: Vec<(i64, String, String)> =
+                        insert.build_query_as().persistent(false).fetch_all(&mut *tx).await?;
                     let chunk_intakes = match_inserted(chunk, inserted);
                     let fan_out: Vec<(i64, &NewEvent, &String)> = chunk
                         .iter()
