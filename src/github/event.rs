@@ -120,6 +120,10 @@ impl<'a> IndexedEvent<'a> {
         if nesting_depth(text.as_bytes()) > MAX_DEPTH {
             return Err(ParseError::TooDeep);
         }
+        // The envelope skips what it does not index without checking it (a number beyond f64,
+        // say), so the whole document is walked once as the sinks will parse it.
+        serde_json::from_str::<Parsable>(text)
+            .map_err(|error| ParseError::NotJson(error.to_string()))?;
         let envelope: Envelope<'a> =
             serde_json::from_str(text).map_err(|error| ParseError::NotJson(error.to_string()))?;
         let issue_number = envelope
@@ -133,6 +137,63 @@ impl<'a> IndexedEvent<'a> {
             issue_number,
             actor: envelope.sender.and_then(|sender| sender.login),
         })
+    }
+}
+
+/// A JSON document walked as `serde_json::Value` parsing walks it (every number converted, every
+/// level counted against the recursion limit), without building anything.
+struct Parsable;
+
+impl<'de> Deserialize<'de> for Parsable {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ParsableVisitor)
+    }
+}
+
+struct ParsableVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ParsableVisitor {
+    type Value = Parsable;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Parsable, E> {
+        Ok(Parsable)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Parsable, E> {
+        Ok(Parsable)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Parsable, E> {
+        Ok(Parsable)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Parsable, E> {
+        Ok(Parsable)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Parsable, E> {
+        Ok(Parsable)
+    }
+
+    fn visit_unit<E>(self) -> Result<Parsable, E> {
+        Ok(Parsable)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Parsable, A::Error> {
+        while seq.next_element::<Parsable>()?.is_some() {}
+        Ok(Parsable)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Parsable, A::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, Parsable>()?
+            .is_some()
+        {}
+        Ok(Parsable)
     }
 }
 
@@ -251,6 +312,24 @@ mod tests {
             IndexedEvent::parse(deeper.as_bytes()),
             Err(ParseError::TooDeep)
         ));
+    }
+
+    #[test]
+    fn refuses_numbers_no_sink_could_parse() {
+        // Found by `cargo fuzz run indexing`: skipped fields were not checked.
+        for body in [
+            &br#"{"a":1e400}"#[..],
+            b"{\"RRRR..\":\n-277777777777777777777.52E66666666665644444444777777777\n}",
+            br#"{"issue":{"number":1,"n":[-1e999]}}"#,
+        ] {
+            assert!(serde_json::from_slice::<serde_json::Value>(body).is_err());
+            assert!(
+                matches!(IndexedEvent::parse(body), Err(ParseError::NotJson(_))),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        assert!(IndexedEvent::parse(br#"{"a":1e300,"b":-18446744073709551616}"#).is_ok());
     }
 
     #[test]

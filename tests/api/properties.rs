@@ -132,6 +132,8 @@ mod fuzz {
             "\"[ -~]{0,12}\"",
             Just("\"\\u0000\"".to_owned()),
             Just("\"\\\"[{\"".to_owned()),
+            Just("-1e400".to_owned()),
+            Just("18446744073709551616".to_owned()),
         ];
         let nested = (leaf, 0..(MAX_DEPTH + 8), any::<bool>()).prop_map(|(leaf, depth, arrays)| {
             let (open, close) = if arrays { ("[", "]") } else { ("{\"k\":", "}") };
