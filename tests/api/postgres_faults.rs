@@ -109,10 +109,12 @@ async fn metrics_scrapes_send_no_query_to_the_store() {
         app.get("/healthz").send().await.unwrap();
     }
     let before = proxy.bytes_to_server();
-    for _ in 0..50 {
+    for _ in 0..500 {
         scrape().await;
     }
     let sent = proxy.bytes_to_server() - before;
-    // Counting the outbox is one query of about 200 bytes; the background refresh may run once.
-    assert!(sent < 1_000, "50 scrapes sent {sent} bytes to PostgreSQL");
+    // A query costs at least ~40 bytes on the wire even as a cached statement, so counting the
+    // outbox per scrape would send 20,000 or more. Background work (the 10 s refresh, the first
+    // claims after start-up) stays far below 8,000.
+    assert!(sent < 8_000, "500 scrapes sent {sent} bytes to PostgreSQL");
 }
