@@ -272,6 +272,21 @@ pub struct ServeConfig {
     /// requests wait for room before their bodies are read. At least one 25 MiB body always fits.
     #[arg(long, env = "HERALD_BODY_BUDGET_MIB", default_value_t = 256)]
     pub body_budget_mib: u32,
+    /// Longest a client may take to send a request's headers; also how long an idle kept-alive
+    /// connection stays open.
+    #[arg(long, env = "HERALD_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+    /// Longest a request body may go without sending a byte before the request is answered 408.
+    #[arg(long, env = "HERALD_BODY_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub body_timeout: Duration,
+    /// Most connections open at once; more wait to be accepted (keep it below the process's
+    /// open-file limit, `ulimit -n`, minus the database pool).
+    #[arg(long, env = "HERALD_MAX_CONNECTIONS", default_value_t = 512)]
+    pub max_connections: usize,
+    /// Largest the SQLite database may grow, in MiB; beyond it new events answer 503 as on a
+    /// full disk, until space is freed. Unset: as large as the disk allows.
+    #[arg(long, env = "HERALD_SQLITE_MAX_SIZE_MIB")]
+    pub sqlite_max_size_mib: Option<u32>,
     /// Set by Cloud Run (`K_SERVICE`): there, no secret is generated (it would differ per
     /// instance and its one-time print would land in Cloud Logging).
     #[arg(long, env = "K_SERVICE", hide = true)]

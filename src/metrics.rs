@@ -1,5 +1,11 @@
 //! Prometheus metrics: what came in, what was rejected and why, what was stored, how deliveries
-//! ended, how deep the queue is, and how long things took.
+//! ended, how deep the queue is, and how long things took. Every family is present from the
+//! start with zero values; the queue depth is refreshed in the background, never per scrape.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -8,7 +14,25 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::store::QueueDepth;
+use crate::store::{QueueDepth, Store};
+
+/// Every reason a webhook can be rejected for (see `ApiError::reason`), counted from zero.
+pub const REJECTION_REASONS: &[&str] = &[
+    "signature_missing",
+    "signature_malformed",
+    "signature_mismatch",
+    "bad_request",
+    "too_large",
+    "body_timeout",
+    "busy",
+    "store_unavailable",
+    "unstorable",
+];
+/// The events herald handles specially, counted from zero (others appear when they arrive).
+const KNOWN_EVENTS: &[&str] = &["issues", "issue_comment", "pull_request", "ping"];
+const OUTCOMES: &[&str] = &["delivered", "retry", "dead"];
+/// How often the queue depth is counted; a scrape reads the last count.
+pub const QUEUE_DEPTH_REFRESH: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EventLabel {
@@ -113,7 +137,7 @@ impl Metrics {
             "Time of one delivery attempt, by sink",
             delivery_latency.clone(),
         );
-        Self {
+        let metrics = Self {
             registry,
             received,
             rejected,
@@ -123,6 +147,44 @@ impl Metrics {
             queue,
             webhook_latency,
             delivery_latency,
+        };
+        for reason in REJECTION_REASONS {
+            let _ = metrics.rejected.get_or_create(&ReasonLabel {
+                reason: (*reason).to_owned(),
+            });
+        }
+        for event in KNOWN_EVENTS {
+            let _ = metrics.received.get_or_create(&EventLabel {
+                event: (*event).to_owned(),
+            });
+        }
+        metrics.set_queue_depth(QueueDepth::default());
+        metrics
+    }
+
+    /// Starts the per-sink families at zero for the sinks this process delivers to.
+    pub fn count_sinks(&self, sinks: &[&str]) {
+        for sink in sinks {
+            for outcome in OUTCOMES {
+                let _ = self.deliveries.get_or_create(&DeliveryLabels {
+                    sink: (*sink).to_owned(),
+                    outcome: (*outcome).to_owned(),
+                });
+            }
+            let _ = self.delivery_latency.get_or_create(&SinkLabel {
+                sink: (*sink).to_owned(),
+            });
+        }
+    }
+
+    /// Records the outbox counts that scrapes report.
+    pub fn set_queue_depth(&self, depth: QueueDepth) {
+        for (status, value) in [("pending", depth.pending), ("dead", depth.dead)] {
+            self.queue
+                .get_or_create(&StatusLabel {
+                    status: status.to_owned(),
+                })
+                .set(value);
         }
     }
 
@@ -168,24 +230,35 @@ impl Metrics {
             .observe(seconds);
     }
 
-    /// Renders the text exposition format, with the queue depth read just before.
-    pub fn render(&self, depth: Option<QueueDepth>) -> String {
-        if let Some(depth) = depth {
-            self.queue
-                .get_or_create(&StatusLabel {
-                    status: "pending".into(),
-                })
-                .set(depth.pending);
-            self.queue
-                .get_or_create(&StatusLabel {
-                    status: "dead".into(),
-                })
-                .set(depth.dead);
-        }
+    /// Renders the text exposition format. Reads no database: the queue depth is the last
+    /// count of [`refresh_queue_depth`].
+    pub fn render(&self) -> String {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .expect("writing to a String cannot fail");
         text
+    }
+}
+
+/// Counts the outbox every `interval` until `cancel` fires, off the request path, so a scrape
+/// costs no query however large the outbox grows or however many scrapers there are.
+pub async fn refresh_queue_depth(
+    store: Store,
+    metrics: Arc<Metrics>,
+    interval: Duration,
+    cancel: CancellationToken,
+) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        match store.queue_depth().await {
+            Ok(depth) => metrics.set_queue_depth(depth),
+            Err(error) => tracing::warn!(error = %error, "counting the outbox failed"),
+        }
     }
 }
 
@@ -200,10 +273,11 @@ mod tests {
         metrics.rejected("signature_mismatch");
         metrics.rejected("signature_mismatch");
         metrics.delivery("slack", "delivered", 0.01);
-        let text = metrics.render(Some(QueueDepth {
+        metrics.set_queue_depth(QueueDepth {
             pending: 3,
             dead: 1,
-        }));
+        });
+        let text = metrics.render();
         assert!(
             text.contains("herald_webhooks_received_total{event=\"issues\"} 1"),
             "{text}"
@@ -220,5 +294,26 @@ mod tests {
             text.contains("herald_queue_depth{status=\"pending\"} 3"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn every_family_starts_at_zero() {
+        let metrics = Metrics::new();
+        metrics.count_sinks(&["slack"]);
+        let text = metrics.render();
+        for line in [
+            "herald_webhooks_rejected_total{reason=\"signature_mismatch\"} 0",
+            "herald_webhooks_rejected_total{reason=\"busy\"} 0",
+            "herald_webhooks_received_total{event=\"issues\"} 0",
+            "herald_events_stored_total 0",
+            "herald_events_duplicate_total 0",
+            "herald_deliveries_total{sink=\"slack\",outcome=\"dead\"} 0",
+            "herald_queue_depth{status=\"pending\"} 0",
+            "herald_queue_depth{status=\"dead\"} 0",
+            "herald_webhook_duration_seconds_count 0",
+            "herald_delivery_duration_seconds_count{sink=\"slack\"} 0",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
     }
 }

@@ -15,7 +15,7 @@ use crate::gcp::webhook_secret::Refresher;
 use crate::gcp::{BigQuery, GoogleAuth, SecretVersionName};
 use crate::github::SecretSource;
 use crate::github::{SignatureVerifier, WebhookSecrets, load_secrets};
-use crate::http::{Access, ApiToken, AppState, BodyBudget, Insights, router};
+use crate::http::{Access, ApiToken, AppState, BodyBudget, ConnectionLimits, Insights, router};
 use crate::insights::{InsightsPlan, run_digest_schedule};
 use crate::metrics::Metrics;
 use crate::redeliver::{PeriodicRedeliver, run_periodically};
@@ -63,10 +63,12 @@ pub async fn serve_with(
     let (secrets, source, refresher) =
         webhook_secrets(&config, secret_name, google.as_ref()).await?;
     let insights = InsightsPlan::from_config(&config, &plan)?;
-    let store = Store::connect(&config.database).await?;
+    let store = Store::connect_limited(&config.database, config.sqlite_max_size_mib).await?;
     release_stale_leases(&store).await?;
     warn_about_unknown_destinations(&store, &plan).await;
     let metrics = Arc::new(Metrics::new());
+    let names: Vec<&str> = plan.names().map(|name| &**name).collect();
+    metrics.count_sinks(&names);
     let wakers = Wakers::new(plan.names());
     let health = TaskHealth::default();
     let mut supervisor = Supervisor::new(health.clone(), &shutdown);
@@ -95,6 +97,18 @@ pub async fn serve_with(
         &lanes_stop,
     )?;
     spawn_store_tasks(&mut supervisor, &store, &wakers, &lanes_stop);
+    let (depth_store, depth_metrics, stop) =
+        (store.clone(), Arc::clone(&metrics), lanes_stop.clone());
+    supervisor.spawn("the queue depth gauge", Importance::Normal, async move {
+        crate::metrics::refresh_queue_depth(
+            depth_store,
+            depth_metrics,
+            crate::metrics::QUEUE_DEPTH_REFRESH,
+            stop,
+        )
+        .await;
+        Ok(())
+    });
 
     let verifier = Arc::new(SignatureVerifier::new(secrets.clone(), config.allow_sha1));
     if let Some(refresher) = refresher {
@@ -124,6 +138,7 @@ pub async fn serve_with(
         gcp_project: config.gcp_project.clone(),
         insights,
         body_budget: BodyBudget::new(config.body_budget_mib),
+        body_timeout: config.body_timeout,
     };
     announce(&secrets, &source, &config, address);
     announce_plan(&plan);
@@ -137,13 +152,17 @@ pub async fn serve_with(
             Ok(())
         });
     }
-    let server = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    let mut served = tokio::spawn(server.into_future());
+    let limits = ConnectionLimits::from_config(&config);
+    let mut served = tokio::spawn(crate::http::serve(
+        listener,
+        router(state),
+        limits,
+        shutdown.clone(),
+    ));
     // Everything after the signal shares one budget: Cloud Run kills ~10 s after SIGTERM.
     let (deadline, failure) = tokio::select! {
         result = &mut served => {
-            result.context("the HTTP server task")?.context("serving HTTP")?;
+            result.context("the HTTP server task")?;
             (tokio::time::Instant::now() + config.shutdown_grace, None)
         }
         () = shutdown.cancelled() => {

@@ -9,6 +9,10 @@ use time::{Date, OffsetDateTime};
 use crate::time_util::{format_ms, to_ms};
 
 const DAY_MS: i64 = 86_400_000;
+/// Bounds are kept between 1970-01-01 and the end of 9999 (inclusive as an upper bound): every
+/// such instant prints as RFC 3339, and nothing GitHub recorded lies outside.
+const EARLIEST_MS: i64 = 0;
+const LATEST_MS: i64 = 253_402_300_800_000;
 
 /// A half-open interval of Unix milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,17 +47,31 @@ pub enum WindowError {
     Invalid { which: &'static str, text: String },
     #[error("since ({since}) must be before until ({until})")]
     Empty { since: String, until: String },
+    #[error("{which} {text:?} is out of range: times from 1970 to 9999 only")]
+    OutOfRange { which: &'static str, text: String },
 }
 
 /// The lower bound: a date means its first instant.
 pub fn parse_since(text: &str, now_ms: i64) -> Result<i64, WindowError> {
-    parse(text, now_ms, false).ok_or_else(|| invalid("since", text))
+    in_range("since", text, parse(text, now_ms, false))
 }
 
 /// The upper bound (exclusive): a date means the end of that day, so `--until 2026-01-31`
 /// includes issues opened on the 31st.
 pub fn parse_until(text: &str, now_ms: i64) -> Result<i64, WindowError> {
-    parse(text, now_ms, true).ok_or_else(|| invalid("until", text))
+    in_range("until", text, parse(text, now_ms, true))
+}
+
+fn in_range(which: &'static str, text: &str, parsed: Option<i64>) -> Result<i64, WindowError> {
+    let at = parsed.ok_or_else(|| invalid(which, text))?;
+    if (EARLIEST_MS..=LATEST_MS).contains(&at) {
+        Ok(at)
+    } else {
+        Err(WindowError::OutOfRange {
+            which,
+            text: text.chars().take(64).collect(),
+        })
+    }
 }
 
 fn invalid(which: &'static str, text: &str) -> WindowError {
@@ -139,6 +157,26 @@ mod tests {
         }
         let error = parse_until("soon", NOW).unwrap_err().to_string();
         assert!(error.starts_with("invalid until \"soon\""), "{error}");
+    }
+
+    #[test]
+    fn refuses_bounds_outside_1970_to_9999() {
+        for text in [
+            "106751991167d",
+            "15250284w",
+            "1969-12-31",
+            "1900-01-01T00:00:00Z",
+        ] {
+            let error = parse_since(text, NOW).unwrap_err();
+            assert!(
+                matches!(error, WindowError::OutOfRange { .. }),
+                "{text}: {error}"
+            );
+            assert!(error.to_string().contains("out of range"), "{error}");
+        }
+        assert_eq!(parse_since("1970-01-01", NOW), Ok(0));
+        assert_eq!(parse_until("9999-12-31", NOW), Ok(LATEST_MS));
+        assert!(parse_since("56y", NOW).is_err());
     }
 
     #[test]

@@ -219,9 +219,10 @@ fn check_limits(config: &ServeConfig, problems: &mut Vec<String>) {
             "HERALD_DATABASE_MAX_CONNECTIONS (database_max_connections) = {connections}: must be between 2 and 1000"
         ));
     }
-    if !(25..=65_536).contains(&config.body_budget_mib) {
+    if config.body_budget_mib > 65_536 {
         problems.push(format!(
-            "HERALD_BODY_BUDGET_MIB (body_budget_mib) = {}: must be between 25 (one full-size body) and 65536",
+            "HERALD_BODY_BUDGET_MIB (body_budget_mib) = {}: must be at most 65536 (one full-size \
+             25 MiB body always fits, whatever the setting)",
             config.body_budget_mib
         ));
     }

@@ -158,10 +158,11 @@ impl fmt::Debug for ApiToken {
     }
 }
 
-/// The `/api` routes, each behind the access check.
+/// The `/api` routes and `/metrics`, each behind the access check.
 pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/api/metrics/issues", get(issue_metrics))
+        .route("/metrics", get(super::ops::metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
 }
 

@@ -19,10 +19,19 @@ pub enum ApiError {
     BadRequest(String),
     #[error("body exceeds the 25 MiB limit")]
     PayloadTooLarge,
+    /// The body stopped arriving for longer than `HERALD_BODY_TIMEOUT`.
+    #[error("the body stopped arriving")]
+    BodyTimeout,
+    /// No room in the body budget for that long: other bodies fill it.
+    #[error("too many request bodies in flight; retry later")]
+    Busy,
     #[error("not found")]
     NotFound,
     #[error("store unavailable")]
     Unavailable(#[source] WriterError),
+    /// The store refused this event's data; a redelivery would fail the same way.
+    #[error("the store cannot hold this payload")]
+    Unstorable(#[source] WriterError),
     /// `/api/*` without the configured bearer token.
     #[error("missing or invalid bearer token")]
     InvalidToken,
@@ -35,10 +44,11 @@ impl ApiError {
     pub fn status_code(&self) -> StatusCode {
         match self {
             Self::Unauthorized(_) | Self::InvalidToken => StatusCode::UNAUTHORIZED,
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::BadRequest(_) | Self::Unstorable(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::Unavailable(_) | Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Store(_) | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -47,7 +57,10 @@ impl ApiError {
         match self {
             Self::Unauthorized(error) => error.reason(),
             Self::BadRequest(_) => "bad_request",
+            Self::Unstorable(_) => "unstorable",
             Self::PayloadTooLarge => "too_large",
+            Self::BodyTimeout => "body_timeout",
+            Self::Busy => "busy",
             Self::NotFound => "not_found",
             Self::Unavailable(_) | Self::Store(_) => "store_unavailable",
             Self::InvalidToken => "api_token",
@@ -57,9 +70,9 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let Self::Unavailable(cause) = &self {
+        if let Self::Unavailable(cause) | Self::Unstorable(cause) = &self {
             // The cause chain goes to the log; the client only learns to come back later.
-            tracing::error!(error = %cause, source = ?std::error::Error::source(cause), "answering 503");
+            tracing::error!(error = %cause, source = ?std::error::Error::source(cause), status = self.status_code().as_u16(), "the event was not stored");
         }
         if let Self::Store(cause) = &self {
             tracing::error!(error = %cause, "reading the store failed; answering 503");

@@ -5,6 +5,7 @@ mod dashboard;
 mod dashboard_page;
 mod error;
 mod ops;
+mod server;
 mod webhook;
 
 use std::sync::Arc;
@@ -15,11 +16,12 @@ use axum::http::{HeaderName, StatusCode, header};
 use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-use tower_http::timeout::TimeoutLayer;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::TraceLayer;
 
 pub use api::{Access, ApiToken, Insights};
 pub use error::ApiError;
+pub use server::{ConnectionLimits, serve};
 pub use webhook::{BodyBudget, MAX_BODY_BYTES};
 
 use crate::github::SignatureVerifier;
@@ -45,6 +47,8 @@ pub struct AppState {
     pub insights: Arc<Insights>,
     /// Bounds the webhook bodies buffered at once (see [`BodyBudget`]).
     pub body_budget: BodyBudget,
+    /// Longest a request body may stall between two chunks (`HERALD_BODY_TIMEOUT`).
+    pub body_timeout: Duration,
 }
 
 /// Longest any request may take, body upload included; GitHub itself gives up after 10 s.
@@ -58,17 +62,18 @@ pub fn router(state: AppState) -> Router {
         HeaderName::from_static("x-hub-signature-256"),
     ];
     let project = state.gcp_project.clone();
+    let body_timeout = state.body_timeout;
     Router::new()
         .route("/webhook", post(webhook::receive))
         .route("/", post(webhook::receive))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
         .merge(api::routes(&state))
         .merge(dashboard::routes(&state))
         .fallback(ops::not_found)
         .with_state(state)
         .layer(CatchPanicLayer::custom(error::panic_response))
+        .layer(RequestBodyTimeoutLayer::new(body_timeout))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
         .layer(TraceLayer::new_for_http().make_span_with(move |request: &axum::http::Request<_>| {
             let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());

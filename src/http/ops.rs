@@ -15,7 +15,13 @@ pub async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
+/// Longest a readiness check waits for the store.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// 200 when every background task runs and the store answers within two seconds, else 503.
+/// After a failed commit (a full disk, a lost server) answering is not enough: a write transaction
+/// must commit, so `/readyz` stays 503 until one does, and is 200 again from the first probe that
+/// commits.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     if let Some(failure) = state.tasks.failure() {
         return (
@@ -25,34 +31,43 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             ),
         );
     }
-    match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
+    let health = state.writer.health();
+    let check = async {
+        if health.commits_failing() {
+            state.store.probe_write().await?;
+            if health.commit_succeeded() {
+                tracing::info!("the store commits again");
+            }
+            Ok(())
+        } else {
+            state.store.ping().await
+        }
+    };
+    match tokio::time::timeout(READY_TIMEOUT, check).await {
         Ok(Ok(())) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
         Ok(Err(error)) => {
             tracing::warn!(error = %error, "readiness check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "error": "store unavailable" })),
-            )
+            not_ready()
         }
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "error": "store unavailable" })),
-        ),
+        Err(_) => not_ready(),
     }
 }
 
-/// Prometheus text exposition.
+fn not_ready() -> (StatusCode, Json<serde_json::Value>) {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({ "error": "store unavailable" })),
+    )
+}
+
+/// Prometheus text exposition; behind the API token when one is set (see `api::routes`).
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let depth = tokio::time::timeout(Duration::from_secs(2), state.store.queue_depth())
-        .await
-        .ok()
-        .and_then(Result::ok);
     (
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.metrics.render(depth),
+        state.metrics.render(),
     )
 }
 

@@ -19,6 +19,16 @@ impl Store {
     ///
     /// Errors name the database without its password.
     pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<Self> {
+        Self::connect_limited(config, None).await
+    }
+
+    /// [`Store::connect`], with a SQLite database that may grow to at most `sqlite_max_mib`
+    /// MiB (SQLite's `max_page_count`): beyond it writes fail as on a full disk. Ignored on
+    /// PostgreSQL.
+    pub async fn connect_limited(
+        config: &DatabaseConfig,
+        sqlite_max_mib: Option<u32>,
+    ) -> anyhow::Result<Self> {
         let url = config.database_url.as_str();
         let shown = redact_url(url);
         let store = if url.starts_with("sqlite:") {
@@ -39,6 +49,13 @@ impl Store {
                 // 32 MiB of page cache per connection (SQLite's default is 2 MiB): the report
                 // over 100k issues reads the comments index from cache instead of disk each time.
                 .pragma("cache_size", "-32768");
+            let options = match sqlite_max_mib {
+                // The default page size is 4 KiB: 256 pages a MiB.
+                Some(mib) => {
+                    options.pragma("max_page_count", (u64::from(mib.max(1)) * 256).to_string())
+                }
+                None => options,
+            };
             let pool = SqlitePoolOptions::new()
                 .max_connections(config.database_max_connections.max(2))
                 .acquire_timeout(Duration::from_secs(10))

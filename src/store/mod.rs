@@ -7,6 +7,7 @@ mod analytics;
 mod connect;
 mod destinations;
 mod events;
+mod health;
 mod insights;
 mod listen;
 mod outbox;
@@ -24,6 +25,9 @@ use tokio::sync::{Mutex, MutexGuard};
 
 pub use analytics::{BackfillPhase, BackfillState, BackfillStep, Excluded, PhaseProgress};
 pub use connect::redact_url;
+pub use health::{
+    MAX_INDEXED_BYTES, StoreHealth, indexed_text, is_connection_error, is_permanent, storable_text,
+};
 pub use insights::{DestinationHealth, UnansweredIssue};
 pub use outbox::{AttemptRow, DeliveryRow, QueueDepth};
 pub use redeliver::{NewRequest, PassLock, PastRequest, RequestState};

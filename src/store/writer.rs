@@ -1,5 +1,7 @@
 //! Group commit: one task appends events for every request in flight, many per transaction, so
-//! durable acknowledgements are not capped by the disk's fsync rate.
+//! durable acknowledgements are not capped by the disk's fsync rate. The task also keeps
+//! [`StoreHealth`] current: after a failed commit it probes every second until a write commits
+//! again, so readiness recovers without waiting for the next webhook.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,16 +9,19 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::{Intake, NewEvent, Store};
+use super::health::is_permanent;
+use super::{Intake, NewEvent, Store, StoreHealth};
 use crate::domain::Wakers;
 
 /// Most events committed in one transaction.
 const MAX_BATCH: usize = 256;
 /// Requests waiting for the writer before new ones are told the store is unavailable.
 const QUEUE: usize = 4096;
+/// How often a failing store is probed until a write commits again.
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Why an event could not be stored. All answer 503: GitHub shows the delivery as failed and
-/// it can be redelivered.
+/// Why an event could not be stored. All but [`WriterError::Refused`] answer 503: GitHub shows
+/// the delivery as failed and it can be redelivered once the store is back.
 #[derive(Debug, thiserror::Error)]
 pub enum WriterError {
     #[error("the store did not commit in time")]
@@ -25,6 +30,10 @@ pub enum WriterError {
     Stopped,
     #[error("the store failed to commit")]
     Store(#[source] Arc<sqlx::Error>),
+    /// The store refused this event's data (see [`super::is_permanent`]): sending it again
+    /// would fail the same way. Only this event is refused; its batch is committed without it.
+    #[error("the store refused the event's data")]
+    Refused(#[source] Arc<sqlx::Error>),
 }
 
 struct Job {
@@ -37,6 +46,7 @@ struct Job {
 pub struct EventWriter {
     jobs: mpsc::Sender<Job>,
     timeout: Duration,
+    health: StoreHealth,
 }
 
 impl EventWriter {
@@ -51,8 +61,21 @@ impl EventWriter {
         stop: CancellationToken,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (jobs, receiver) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(run(store, receiver, stored, stop));
-        (Self { jobs, timeout }, task)
+        let health = StoreHealth::default();
+        let task = tokio::spawn(run(store, receiver, stored, stop, health.clone()));
+        (
+            Self {
+                jobs,
+                timeout,
+                health,
+            },
+            task,
+        )
+    }
+
+    /// Whether the store commits, as this writer last saw it (shared with `/readyz`).
+    pub fn health(&self) -> &StoreHealth {
+        &self.health
     }
 
     /// Appends one event, returning once it is committed (or it cannot be).
@@ -77,6 +100,7 @@ async fn run(
     mut receiver: mpsc::Receiver<Job>,
     stored: Wakers,
     stop: CancellationToken,
+    health: StoreHealth,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut closed = false;
@@ -87,6 +111,10 @@ async fn run(
                 // No new jobs; those already queued are still received and committed below.
                 receiver.close();
                 closed = true;
+                continue;
+            }
+            () = tokio::time::sleep(PROBE_INTERVAL), if health.commits_failing() && !closed => {
+                probe(&store, &health).await;
                 continue;
             }
         };
@@ -101,27 +129,55 @@ async fn run(
         let (events, replies): (Vec<NewEvent>, Vec<_>) =
             batch.drain(..).map(|job| (job.event, job.reply)).unzip();
         let started = std::time::Instant::now();
-        match store.append_events(&events).await {
-            Ok(intakes) => {
-                tracing::debug!(
-                    events = events.len(),
-                    elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
-                    "batch committed"
-                );
-                for destination in super::events::destinations_of_stored(&events, &intakes) {
-                    stored.wake(destination);
-                }
-                for (reply, intake) in replies.into_iter().zip(intakes) {
-                    let _ = reply.send(Ok(intake));
-                }
+        let results = store.append_isolating(&events).await;
+        let failed = results.iter().filter(|result| result.is_err()).count();
+        tracing::debug!(
+            events = events.len(),
+            failed,
+            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            "batch committed"
+        );
+        if failed < results.len() {
+            if health.commit_succeeded() {
+                tracing::info!("the store commits again");
             }
-            Err(error) => {
-                tracing::error!(error = %error, events = events.len(), "committing events failed");
-                let error = Arc::new(error);
-                for reply in replies {
-                    let _ = reply.send(Err(WriterError::Store(Arc::clone(&error))));
+        } else if results
+            .iter()
+            .any(|result| matches!(result, Err(error) if !is_permanent(error)))
+            && health.commit_failed()
+        {
+            tracing::error!("the store cannot commit; not ready until a write commits again");
+        }
+        let intakes: Vec<Intake> = results
+            .iter()
+            .map(|result| result.as_ref().map_or(Intake::Duplicate, |intake| *intake))
+            .collect();
+        for destination in super::events::destinations_of_stored(&events, &intakes) {
+            stored.wake(destination);
+        }
+        for (reply, result) in replies.into_iter().zip(results) {
+            let answer = result.map_err(|error| {
+                if is_permanent(&error) {
+                    tracing::error!(error = %error, "the store refused an event's data");
+                    WriterError::Refused(error)
+                } else {
+                    tracing::error!(error = %error, "committing an event failed");
+                    WriterError::Store(error)
                 }
+            });
+            let _ = reply.send(answer);
+        }
+    }
+}
+
+/// One probe of a failing store; marks it healthy when a write commits.
+async fn probe(store: &Store, health: &StoreHealth) {
+    match store.probe_write().await {
+        Ok(()) => {
+            if health.commit_succeeded() {
+                tracing::info!("the store commits again");
             }
         }
+        Err(error) => tracing::debug!(error = %error, "the store still cannot commit"),
     }
 }

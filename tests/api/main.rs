@@ -2,9 +2,21 @@
 
 mod cli;
 mod crash;
+#[expect(
+    dead_code,
+    reason = "shared with tests/store; this binary uses the PostgreSQL part"
+)]
+#[path = "../store/databases.rs"]
+mod databases;
 mod delivery;
+mod full_store;
+mod hardening;
 mod helpers;
 mod intake;
+mod kill_under_load;
 mod lanes;
+mod postgres_faults;
 mod properties;
 mod routing;
+mod slow_clients;
+mod tcp_proxy;

@@ -103,3 +103,118 @@ proptest! {
         }
     }
 }
+
+/// Fuzzing with proptest, run by `cargo test`: signature verification, payload indexing and form
+/// decoding are pure functions, so thousands of cases take a moment. The same properties are
+/// cargo-fuzz targets in `fuzz/` for longer runs.
+mod fuzz {
+    use herald::github::{
+        IndexedEvent, MAX_DEPTH, SignatureVerifier, WebhookSecrets, json_document, nesting_depth,
+        sign_sha256,
+    };
+    use proptest::prelude::*;
+
+    const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
+
+    /// Cases per property: 2,048 in the suite, more with `HERALD_FUZZ_CASES` for a longer run.
+    fn cases() -> u32 {
+        std::env::var("HERALD_FUZZ_CASES")
+            .ok()
+            .and_then(|cases| cases.parse().ok())
+            .unwrap_or(2048)
+    }
+
+    /// JSON-like text: valid documents of any depth around the limit, and near misses.
+    fn json_like() -> impl Strategy<Value = Vec<u8>> {
+        let leaf = prop_oneof![
+            Just("1".to_owned()),
+            Just("null".to_owned()),
+            "\"[ -~]{0,12}\"",
+            Just("\"\\u0000\"".to_owned()),
+            Just("\"\\\"[{\"".to_owned()),
+            Just("-1e400".to_owned()),
+            Just("18446744073709551616".to_owned()),
+        ];
+        let nested = (leaf, 0..(MAX_DEPTH + 8), any::<bool>()).prop_map(|(leaf, depth, arrays)| {
+            let (open, close) = if arrays { ("[", "]") } else { ("{\"k\":", "}") };
+            format!("{}{leaf}{}", open.repeat(depth), close.repeat(depth))
+        });
+        prop_oneof![
+            nested
+                .clone()
+                .prop_map(|inner| format!("{{\"action\":\"opened\",\"x\":{inner}}}").into_bytes()),
+            nested.prop_map(String::into_bytes),
+            proptest::collection::vec(
+                prop_oneof![
+                    Just(b'{'),
+                    Just(b'}'),
+                    Just(b'['),
+                    Just(b']'),
+                    Just(b'"'),
+                    Just(b'\\'),
+                    Just(b':'),
+                    Just(b','),
+                    Just(b'1'),
+                    any::<u8>()
+                ],
+                0..300,
+            ),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn signatures_verify_exactly_the_signed_body(
+            body in proptest::collection::vec(any::<u8>(), 0..256),
+            secret in "[!-+\\--~]{1,40}",
+            other in "[!-+\\--~]{1,40}",
+            flip in any::<usize>(),
+            garbage in proptest::collection::vec(any::<u8>(), 0..80),
+        ) {
+            let verifier = SignatureVerifier::new(WebhookSecrets::parse(&format!("{other},{secret}")).unwrap(), true);
+            let signature = sign_sha256(&secret, &body);
+            prop_assert!(verifier.verify(&body, Some(signature.as_bytes()), None).is_ok());
+            if !body.is_empty() {
+                let mut changed = body.clone();
+                changed[flip % body.len()] ^= 1 << (flip % 8);
+                prop_assert!(verifier.verify(&changed, Some(signature.as_bytes()), None).is_err());
+            }
+            // Arbitrary header bytes never panic and never verify by accident.
+            prop_assert!(verifier.verify(&body, Some(&garbage), Some(&garbage)).is_err() || garbage == signature.as_bytes());
+        }
+
+        #[test]
+        fn what_intake_indexes_every_sink_can_parse(body in json_like()) {
+            let depth = nesting_depth(&body);
+            match IndexedEvent::parse(&body) {
+                Ok((_, text)) => {
+                    prop_assert!(depth <= MAX_DEPTH);
+                    prop_assert!(serde_json::from_str::<serde_json::Value>(text).is_ok(), "accepted but unparsable");
+                }
+                Err(_) => {
+                    // Refused only for a reason: not an object, not JSON, or too deep.
+                    let parsed = std::str::from_utf8(&body).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok());
+                    prop_assert!(!matches!(parsed, Some(serde_json::Value::Object(_))) || depth > MAX_DEPTH);
+                }
+            }
+        }
+
+        #[test]
+        fn form_decoding_gives_back_the_payload(
+            payload in "\\PC{0,200}",
+            other in "[ -~]{0,20}",
+            raw in proptest::collection::vec(any::<u8>(), 0..200),
+        ) {
+            let form = form_urlencoded::Serializer::new(String::new())
+                .append_pair("zen", &other)
+                .append_pair("payload", &payload)
+                .finish();
+            prop_assert_eq!(json_document(FORM, form.into_bytes()).unwrap(), payload);
+            // Any bytes at all: an answer, never a panic.
+            let _ = json_document(FORM, raw.clone());
+            let _ = json_document(Some("application/json"), raw);
+        }
+    }
+}

@@ -4,4 +4,5 @@
 mod databases;
 mod events;
 mod instances;
+mod isolation;
 mod outbox;

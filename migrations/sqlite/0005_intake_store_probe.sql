@@ -1,0 +1,8 @@
+-- Readiness probes: while commits fail (a full disk, a lost server), `/readyz` and the event
+-- writer check that a write transaction can commit again by inserting a row here and deleting it
+-- in the same transaction. The table stays empty.
+CREATE TABLE store_probe (
+    id         INTEGER PRIMARY KEY,
+    written_at INTEGER NOT NULL,
+    filler     BLOB    NOT NULL
+);
