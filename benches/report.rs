@@ -295,7 +295,7 @@ fn ms(duration: Duration) -> f64 {
 }
 
 async fn seed(store: &Store, now: i64) -> anyhow::Result<()> {
-    let Store::Sqlite(pool, _) = store else {
+    let Store::Sqlite(pool, ..) = store else {
         anyhow::bail!("the benchmark seeds SQLite only");
     };
     let mut connection = pool.acquire().await?;

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write;
 
+use super::health::storable_text;
 use super::{Backend, Store, StoreError, dispatch};
 use crate::analytics::{GroupBy, IssueFacts, IssueRecord, LifecycleChanges, ReportQuery};
 use crate::time_util::now_ms;
@@ -377,6 +378,12 @@ impl Store {
         all_changes: &[&LifecycleChanges],
         step: Option<BackfillStep<'_>>,
     ) -> Result<(), StoreError> {
+        if let (Self::Sqlite(_, _, direct), None) = (self, step) {
+            let owned: Vec<LifecycleChanges> = all_changes.iter().map(|c| (*c).clone()).collect();
+            return direct
+                .write(false, move |tx| write_lifecycle_direct(tx, &owned))
+                .await;
+        }
         let pass = step.and_then(|step| step.pass);
         // Each (id, login) once, at the newest time seen, in key order (no deadlock between two
         // writers on PostgreSQL).
@@ -411,8 +418,8 @@ impl Store {
                 let newest = sqlx::query(UPSERT_ISSUE)
                     .bind(&issue.repository)
                     .bind(issue.number)
-                    .bind(&issue.title)
-                    .bind(&issue.author)
+                    .bind(storable_text(&issue.title))
+                    .bind(storable_text(&issue.author))
                     .bind(i64::from(issue.author_is_bot))
                     .bind(labels)
                     .bind(serde_json::to_string(&assignees).unwrap_or_else(|_| "[]".into()))
@@ -440,7 +447,7 @@ impl Store {
                         sqlx::query(INSERT_LABEL)
                             .bind(&issue.repository)
                             .bind(issue.number)
-                            .bind(label.to_lowercase())
+                            .bind(storable_text(&label.to_lowercase()).into_owned())
                             .execute(&mut *tx)
                             .await?;
                     }
@@ -467,7 +474,7 @@ impl Store {
                     .bind(&comment.repository)
                     .bind(comment.comment_id)
                     .bind(comment.issue_number)
-                    .bind(&comment.author)
+                    .bind(storable_text(&comment.author))
                     .bind(i64::from(comment.author_is_bot))
                     .bind(comment.created_at)
                     .bind(i64::from(comment.deleted))
@@ -480,7 +487,7 @@ impl Store {
             for ((id, login), seen_at) in &logins {
                 sqlx::query(UPSERT_LOGIN)
                     .bind(id)
-                    .bind(login)
+                    .bind(storable_text(login))
                     .bind(seen_at)
                     .execute(&mut *tx)
                     .await?;
@@ -660,4 +667,111 @@ impl Store {
         });
         Ok(numbers.into_iter().collect())
     }
+}
+
+/// The analytics sink's upserts on SQLite's own thread (see `direct`): the same statements as
+/// `write_lifecycle`, prepared once, in one transaction for the whole batch.
+fn write_lifecycle_direct(
+    tx: &rusqlite::Transaction<'_>,
+    all_changes: &[LifecycleChanges],
+) -> rusqlite::Result<()> {
+    use super::direct::bind;
+    let mut logins: BTreeMap<(i64, &str), i64> = BTreeMap::new();
+    for changes in all_changes {
+        for issue in &changes.issues {
+            for (id, login) in issue.logins() {
+                let seen = logins.entry((id, login)).or_insert(issue.updated_at);
+                *seen = (*seen).max(issue.updated_at);
+            }
+        }
+        for comment in &changes.comments {
+            if let Some(id) = comment.author_id {
+                let seen = logins
+                    .entry((id, comment.author.as_str()))
+                    .or_insert(comment.created_at);
+                *seen = (*seen).max(comment.created_at);
+            }
+        }
+    }
+    for changes in all_changes {
+        for issue in &changes.issues {
+            let labels = serde_json::to_string(&issue.labels).unwrap_or_else(|_| "[]".into());
+            let assignees: Vec<&str> = issue
+                .assignees
+                .iter()
+                .map(|user| user.login.as_str())
+                .collect();
+            let assignees = serde_json::to_string(&assignees).unwrap_or_else(|_| "[]".into());
+            let assignee_ids: Vec<i64> =
+                issue.assignees.iter().filter_map(|user| user.id).collect();
+            let assignee_ids = serde_json::to_string(&assignee_ids).unwrap_or_else(|_| "[]".into());
+            let removal = issue.removal.map(crate::analytics::Removal::as_str);
+            let mut upsert = tx.prepare_cached(UPSERT_ISSUE)?;
+            bind(
+                &mut upsert,
+                &[
+                    &issue.repository,
+                    &issue.number,
+                    &issue.title,
+                    &issue.author,
+                    &i64::from(issue.author_is_bot),
+                    &labels,
+                    &assignees,
+                    &issue.created_at,
+                    &issue.updated_at,
+                    &issue.closed_at,
+                    &issue.state,
+                    &issue.state_reason,
+                    &i64::from(removal.is_some()),
+                    &issue.author_id,
+                    &assignee_ids,
+                    &issue.html_url,
+                    &removal,
+                ],
+            )?;
+            let newest = upsert.raw_execute()? == 1;
+            if newest {
+                let mut clear = tx.prepare_cached(CLEAR_LABELS)?;
+                bind(&mut clear, &[&issue.repository, &issue.number])?;
+                clear.raw_execute()?;
+                let mut insert = tx.prepare_cached(INSERT_LABEL)?;
+                for label in &issue.labels {
+                    bind(
+                        &mut insert,
+                        &[&issue.repository, &issue.number, &label.to_lowercase()],
+                    )?;
+                    insert.raw_execute()?;
+                }
+            }
+            if let Some(removal) = removal {
+                let mut mark = tx.prepare_cached(MARK_ISSUE_DELETED)?;
+                bind(&mut mark, &[&issue.repository, &issue.number, &removal])?;
+                mark.raw_execute()?;
+            }
+        }
+        for comment in &changes.comments {
+            let mut upsert = tx.prepare_cached(UPSERT_COMMENT)?;
+            bind(
+                &mut upsert,
+                &[
+                    &comment.repository,
+                    &comment.comment_id,
+                    &comment.issue_number,
+                    &comment.author,
+                    &i64::from(comment.author_is_bot),
+                    &comment.created_at,
+                    &i64::from(comment.deleted),
+                    &comment.author_id,
+                    &Option::<i64>::None,
+                ],
+            )?;
+            upsert.raw_execute()?;
+        }
+    }
+    let mut upsert = tx.prepare_cached(UPSERT_LOGIN)?;
+    for ((id, login), seen_at) in &logins {
+        bind(&mut upsert, &[id, login, seen_at])?;
+        upsert.raw_execute()?;
+    }
+    Ok(())
 }

@@ -56,13 +56,18 @@ impl Store {
                 }
                 None => options,
             };
+            let filename = options.get_filename().to_owned();
             let pool = SqlitePoolOptions::new()
                 .max_connections(config.database_max_connections.max(2))
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options)
                 .await
                 .with_context(|| format!("cannot open the SQLite database {shown}"))?;
-            Self::Sqlite(pool, super::WriteGate::default())
+            let gate = super::WriteGate::default();
+            let pages = sqlite_max_mib.map(|mib| u64::from(mib.max(1)) * 256);
+            let direct = super::direct::Direct::open(&filename, pages, gate.clone())
+                .with_context(|| format!("cannot open the SQLite database {shown}"))?;
+            Self::Sqlite(pool, gate, direct)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let timeout_ms = config.database_statement_timeout.as_millis().to_string();
             let options = PgConnectOptions::from_str(&with_socket_host(url))
@@ -90,7 +95,7 @@ impl Store {
     /// Applies the migrations this binary knows and the database lacks.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match self {
-            Self::Sqlite(pool, _) => SQLITE_MIGRATIONS.run(pool).await,
+            Self::Sqlite(pool, ..) => SQLITE_MIGRATIONS.run(pool).await,
             Self::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
         }
         .context("applying database migrations")

@@ -32,6 +32,9 @@ impl Store {
     /// events is one multi-row statement, so a batch costs a few round trips, not one per event.
     /// A connection whose transaction failed is rolled back and closed, never reused.
     pub async fn append_events(&self, events: &[NewEvent]) -> Result<Vec<Intake>, StoreError> {
+        if let Self::Sqlite(_, _, direct) = self {
+            return super::outbox_direct::append_events(direct, events).await;
+        }
         let sqlite = self.backend() == Backend::Sqlite;
         let _turn = self.write_turn().await;
         dispatch!(self, pool, begin => {

@@ -111,6 +111,9 @@ pub fn is_permanent(error: &StoreError) -> bool {
     if database
         .try_downcast_ref::<sqlx::sqlite::SqliteError>()
         .is_some()
+        || database
+            .try_downcast_ref::<super::direct::DirectError>()
+            .is_some()
     {
         // Extended result codes keep the primary code in the low byte.
         let code = database.code().and_then(|code| code.parse::<i32>().ok());

@@ -18,7 +18,7 @@ impl Store {
     /// never blocks writers or readers), keeping it small without stalling a commit. Returns at
     /// once on PostgreSQL.
     pub async fn checkpoint_forever(self, cancel: CancellationToken) {
-        let Self::Sqlite(pool, _) = self else { return };
+        let Self::Sqlite(pool, ..) = self else { return };
         let mut ticks = tokio::time::interval(CHECKPOINT_INTERVAL);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

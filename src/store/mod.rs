@@ -6,11 +6,13 @@
 mod analytics;
 mod connect;
 mod destinations;
+mod direct;
 mod events;
 mod health;
 mod insights;
 mod listen;
 mod outbox;
+mod outbox_direct;
 mod redeliver;
 mod replay;
 mod retention;
@@ -43,7 +45,7 @@ pub use writer::{EventWriter, WriterError};
 macro_rules! dispatch {
     ($store:expr, $pool:ident, $begin:ident => $body:expr) => {
         match $store {
-            $crate::store::Store::Sqlite($pool, _) => {
+            $crate::store::Store::Sqlite($pool, ..) => {
                 #[allow(unused_variables)]
                 let $begin = "BEGIN IMMEDIATE";
                 $body
@@ -64,8 +66,9 @@ pub(crate) use dispatch;
 /// A connection pool to one of the two backends.
 #[derive(Debug, Clone)]
 pub enum Store {
-    /// The gate orders this process's write transactions (see [`Store::write_turn`]).
-    Sqlite(SqlitePool, WriteGate),
+    /// The gate orders this process's write transactions (see [`Store::write_turn`]); the hot
+    /// paths run on a connection of their own (see `direct`).
+    Sqlite(SqlitePool, WriteGate, direct::Direct),
     Postgres(PgPool),
 }
 
@@ -95,17 +98,10 @@ const SYNC_NORMAL: &str = "PRAGMA synchronous = NORMAL";
 /// Errors from the store; the cause chain is logged, never sent to clients.
 pub type StoreError = sqlx::Error;
 
-/// Whether the database refused a statement for the data it carried (PostgreSQL's SQLSTATE class
-/// 22, data exception, such as a NUL in text; an encoding failure), as opposed to the connection
-/// or the server failing: retrying the same data cannot help.
+/// Whether the database refused a statement for the data it carried (see [`is_permanent`]), or
+/// the data could not even be encoded: retrying the same data cannot help.
 pub fn is_data_error(error: &StoreError) -> bool {
-    match error {
-        sqlx::Error::Database(database) => {
-            database.code().is_some_and(|code| code.starts_with("22"))
-        }
-        sqlx::Error::Encode(_) => true,
-        _ => false,
-    }
+    is_permanent(error) || matches!(error, sqlx::Error::Encode(_))
 }
 
 /// One delivery as it arrives, ready to be appended.
@@ -161,7 +157,7 @@ impl Store {
     /// let writers proceed together. Hold the guard for the whole write transaction.
     pub(crate) async fn write_turn(&self) -> Option<MutexGuard<'_, ()>> {
         match self {
-            Self::Sqlite(_, gate) => Some(gate.lock().await),
+            Self::Sqlite(_, gate, _) => Some(gate.lock().await),
             Self::Postgres(_) => None,
         }
     }

@@ -133,6 +133,10 @@ impl Store {
         lease_ms: i64,
         limit: usize,
     ) -> Result<Vec<Claimed>, StoreError> {
+        if let Self::Sqlite(_, _, direct) = self {
+            return super::outbox_direct::claim(direct, destination, owner, now, lease_ms, limit)
+                .await;
+        }
         let sql = match self.backend() {
             Backend::Sqlite => CLAIM_SQLITE,
             Backend::Postgres => CLAIM_POSTGRES,
@@ -205,6 +209,9 @@ impl Store {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
+        if let Self::Sqlite(_, _, direct) = self {
+            return super::outbox_direct::start_attempts(direct, ids, owner, now, lease_ms).await;
+        }
         let _turn = self.write_turn().await;
         let sqlite = self.backend() == Backend::Sqlite;
         let started: Vec<i64> = dispatch!(self, pool => {
@@ -262,6 +269,9 @@ impl Store {
     ) -> Result<Vec<bool>, StoreError> {
         if finishes.is_empty() {
             return Ok(Vec::new());
+        }
+        if let Self::Sqlite(_, _, direct) = self {
+            return super::outbox_direct::finish(direct, finishes, owner, now).await;
         }
         let _turn = self.write_turn().await;
         let mut held = std::collections::HashSet::new();

@@ -22,7 +22,7 @@ fn pages_after_deletions() -> (Vec<Vec<serde_json::Value>>, Vec<Vec<serde_json::
 
 async fn deleted_reasons(database_url: &str) -> Vec<(i64, Option<String>)> {
     let store = crate::helpers::open_store(database_url).await;
-    let herald::store::Store::Sqlite(pool, _) = &store else {
+    let herald::store::Store::Sqlite(pool, ..) = &store else {
         unreachable!("the backfill tests run on SQLite")
     };
     let rows = sqlx::query_as(
