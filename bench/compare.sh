@@ -11,6 +11,14 @@
 # Usage: bench/compare.sh [seconds] [connections] [wrk threads]   (never a test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Outbox rows still pending, read from the store itself (the /metrics gauge is refreshed only
+# every 10 s).
+pending_rows() {
+  case "$1" in
+    sqlite://*) sqlite3 "${1#sqlite://}" "select count(*) from outbox where status = 'pending'" ;;
+    *) psql "$1" -Atc "select count(*) from outbox where status = 'pending'" ;;
+  esac
+}
 seconds=${1:-20}
 connections=${2:-32}
 threads=${3:-1}
@@ -38,6 +46,7 @@ load() { # name url
 
 herald() { # name database_url notify_events
   local port=18080
+  DB_URL=$2
   HERALD_DATABASE_URL=$2 HERALD_NOTIFY_EVENTS=$3 HERALD_WEBHOOK_SECRET=$secret HERALD_LISTEN=127.0.0.1:$port \
   HERALD_SLACK_WEBHOOK_URL=http://127.0.0.1:9911/services/bench HERALD_SLACK_MAX_PER_SECOND=0 \
   RUST_LOG=${RUST_LOG:-warn} ./target/release/herald serve >"$work/herald.log" 2>&1 &
@@ -45,7 +54,7 @@ herald() { # name database_url notify_events
   load "$1" "http://127.0.0.1:$port/webhook"
   local started; started=$(date +%s.%N)
   for _ in $(seq 600); do
-    pending=$(curl -fs "http://127.0.0.1:$port/metrics" | awk '/^herald_queue_depth\{status="pending"\}/ {print $2}')
+    pending=$(pending_rows "$DB_URL")
     [ "${pending:-1}" = 0 ] && break; sleep 0.1
   done
   local drained; drained=$(echo "$(date +%s.%N) - $started" | bc)

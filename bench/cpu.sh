@@ -5,6 +5,14 @@
 # profiling work was measured with. Usage: bench/cpu.sh [sqlite|postgres] [seconds] [notify events]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Outbox rows still pending, read from the store itself (the /metrics gauge is refreshed only
+# every 10 s).
+pending_rows() {
+  case "$1" in
+    sqlite://*) sqlite3 "${1#sqlite://}" "select count(*) from outbox where status = 'pending'" ;;
+    *) psql "$1" -Atc "select count(*) from outbox where status = 'pending'" ;;
+  esac
+}
 backend=${1:-sqlite}
 seconds=${2:-10}
 notify=${3-issues.opened}
@@ -32,7 +40,7 @@ hz=$(getconf CLK_TCK)
 before=$(ticks)
 PAYLOAD=$payload SIG=$sig wrk -t1 -c32 -d"${seconds}s" -s "$peers/wrk-signed.lua" "http://127.0.0.1:$port/webhook" | grep -E "Requests/sec"
 for _ in $(seq 600); do
-  pending=$(curl -fs "http://127.0.0.1:$port/metrics" | awk '/^herald_queue_depth\{status="pending"\}/ {print $2}')
+  pending=$(pending_rows "$url")
   [ "${pending:-1}" = 0 ] && break; sleep 0.1
 done
 after=$(ticks)

@@ -24,6 +24,9 @@ use crate::sinks::{Delivery, Guarantee, Outcome, Sink};
 use crate::store::Store;
 use crate::time_util::{duration_ms, now_ms};
 
+/// Rows claimed per request slot when nothing paces a lane.
+const ROUNDS_AHEAD: usize = 4;
+
 /// How lanes behave, whatever their destination.
 #[derive(Debug, Clone)]
 pub struct LaneSettings {
@@ -42,6 +45,8 @@ pub struct Lane {
     settings: LaneSettings,
     concurrency: usize,
     batch_size: usize,
+    /// What the sink promised when the lane was built.
+    guarantee: Guarantee,
     pacer: Pacer,
     owner: String,
     wake: Arc<Notify>,
@@ -75,7 +80,9 @@ impl Lane {
             &store,
         );
         let batch_size = limits.batch_size.clamp(1, sink.max_batch().max(1));
+        let guarantee = sink.guarantee();
         Self {
+            guarantee,
             destination,
             sink,
             store,
@@ -112,16 +119,23 @@ impl Lane {
                     () = tokio::time::sleep(wait) => continue,
                 }
             }
-            let limit = (self.concurrency * self.batch_size).min(self.pacer.per_second_budget());
+            let limit = self.round_size();
             let lease_ms = duration_ms(self.settings.lease);
-            match self
-                .store
-                .claim(&self.destination, &self.owner, now_ms(), lease_ms, limit)
-                .await
-            {
+            // A lane that sends all it claims at once records the attempts with the claim.
+            let started = self.guarantee != Guarantee::Idempotent && !self.pacer.is_limited();
+            let claimed = if started {
+                self.store
+                    .claim_started(&self.destination, &self.owner, now_ms(), lease_ms, limit)
+                    .await
+            } else {
+                self.store
+                    .claim(&self.destination, &self.owner, now_ms(), lease_ms, limit)
+                    .await
+            };
+            match claimed {
                 Ok(claims) if !claims.is_empty() => {
                     let full = claims.len() == limit;
-                    self.round(claims, &cancel).await;
+                    self.round(claims, started, &cancel).await;
                     if full {
                         continue; // more may be due
                     }
@@ -142,7 +156,23 @@ impl Lane {
     }
 
     /// Delivers one round of claimed rows and records every outcome.
-    async fn round(self: &Arc<Self>, claims: Vec<Claimed>, cancel: &CancellationToken) {
+    /// Rows claimed at once: enough for every request slot, several times over when nothing
+    /// paces the lane (fewer, larger transactions); about a second's worth when rate limited.
+    fn round_size(&self) -> usize {
+        let slots = self.concurrency * self.batch_size;
+        if self.pacer.is_limited() {
+            slots.min(self.pacer.per_second_budget())
+        } else {
+            slots * ROUNDS_AHEAD
+        }
+    }
+
+    async fn round(
+        self: &Arc<Self>,
+        claims: Vec<Claimed>,
+        started: bool,
+        cancel: &CancellationToken,
+    ) {
         let deadline = Instant::now() + self.settings.lease;
         let guarantee = self.sink.guarantee();
         let mut finishes = Vec::new();
@@ -164,7 +194,7 @@ impl Lane {
         // Without a rate limit every request of the round leaves at once: one durable record
         // for all of them. With one, each request is recorded when its slot comes.
         let record_each = guarantee != Guarantee::Idempotent && self.pacer.is_limited();
-        if guarantee != Guarantee::Idempotent && !record_each && !ready.is_empty() {
+        if guarantee != Guarantee::Idempotent && !record_each && !started && !ready.is_empty() {
             ready = self.put_on_record(ready, deadline).await;
         }
         let mut requests = Vec::new();
@@ -284,6 +314,11 @@ impl Lane {
                 () = cancel.cancelled() => return self.unsent(rows, recorded, deadline).await,
                 () = tokio::time::sleep(wait) => {}
             }
+        }
+        if self.pacer.paused_for(now_ms()).is_some() {
+            // The destination asked to slow down while this request waited its turn: give the
+            // rows back; they keep their place in line for when the pause ends.
+            return self.unsent(rows, recorded, deadline).await;
         }
         let rows = if record_each {
             let held = self.put_on_record(rows, deadline).await;

@@ -378,11 +378,20 @@ impl Store {
         all_changes: &[&LifecycleChanges],
         step: Option<BackfillStep<'_>>,
     ) -> Result<(), StoreError> {
-        if let (Self::Sqlite(_, _, direct), None) = (self, step) {
-            let owned: Vec<LifecycleChanges> = all_changes.iter().map(|c| (*c).clone()).collect();
-            return direct
-                .write(false, move |tx| write_lifecycle_direct(tx, &owned))
-                .await;
+        match (self, step) {
+            (Self::Sqlite(_, _, direct), None) => {
+                let owned: Vec<LifecycleChanges> =
+                    all_changes.iter().map(|c| (*c).clone()).collect();
+                return direct
+                    .write(false, move |tx| write_lifecycle_direct(tx, &owned))
+                    .await;
+            }
+            (Self::Postgres(pool), None) => {
+                let mut tx = pool.begin().await?;
+                super::analytics_batch::write(&mut tx, all_changes).await?;
+                return tx.commit().await;
+            }
+            _ => {}
         }
         let pass = step.and_then(|step| step.pass);
         // Each (id, login) once, at the newest time seen, in key order (no deadlock between two

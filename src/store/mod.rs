@@ -4,6 +4,7 @@
 //! between the two are spelled twice.
 
 mod analytics;
+mod analytics_batch;
 mod connect;
 mod destinations;
 mod direct;

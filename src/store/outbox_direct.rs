@@ -32,7 +32,9 @@ const FINISH: &str = "UPDATE outbox SET status = ?2, attempts = ?3, next_attempt
 const LOG: &str = "INSERT INTO attempts (outbox_id, started_at, finished_at, outcome, error)
     VALUES (?1, ?2, ?3, ?4, ?5)";
 
-/// [`super::Store::claim`] on SQLite.
+/// [`super::Store::claim`] on SQLite; with `start`, also records durably, in the same
+/// transaction, that requests for the claimed rows are about to leave
+/// ([`super::Store::claim_started`]).
 pub async fn claim(
     direct: &Direct,
     destination: &str,
@@ -40,11 +42,12 @@ pub async fn claim(
     now: i64,
     lease_ms: i64,
     limit: usize,
+    start: bool,
 ) -> Result<Vec<Claimed>, StoreError> {
     let (destination, owner) = (destination.to_owned(), owner.to_owned());
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     direct
-        .write(false, move |tx| {
+        .write(start, move |tx| {
             let mut rows: Vec<(i64, i64, i64, i64, Option<i64>)> = {
                 let mut claim = tx.prepare_cached(CLAIM)?;
                 bind(&mut claim, &[&owner, &now, &lease_ms, &limit, &destination])?;
@@ -62,6 +65,14 @@ pub async fn claim(
                 found
             };
             rows.sort_by_key(|row| row.0);
+            if start {
+                // The earlier marks were read by the claim above (whether a previous attempt may
+                // have arrived); now mark this attempt, durably with the claim.
+                let mut mark = tx.prepare_cached(START)?;
+                for row in &rows {
+                    mark.execute(params![now, now.saturating_add(lease_ms), row.0, owner])?;
+                }
+            }
             let mut claimed = Vec::with_capacity(rows.len());
             for (id, event_id, attempts, due_at, started) in rows {
                 // Always found: the foreign key keeps events for as long as their rows.

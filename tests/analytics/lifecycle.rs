@@ -150,6 +150,49 @@ async fn every_arrival_order_gives_the_same_record() {
     }
 }
 
+/// The analytics sink applies a whole batch at once (one statement per table on PostgreSQL):
+/// any order within a batch, duplicates included, gives what applying one by one gives.
+#[tokio::test]
+async fn every_order_within_one_batch_gives_the_same_record() {
+    for database in databases::all().await {
+        let store = database.connect().await;
+        let mut random = XorShift(0x2545_F491_4F6C_DD1D);
+        for round in 0..20 {
+            let repo: &'static str = Box::leak(format!("batch/r{round}").into_boxed_str());
+            let mut events = history(repo);
+            for i in (1..events.len()).rev() {
+                events.swap(i, random.next(i + 1));
+            }
+            for _ in 0..3 {
+                let again = events[random.next(events.len())].clone();
+                events.insert(random.next(events.len() + 1), again);
+            }
+            let changes: Vec<LifecycleChanges> = events
+                .iter()
+                .map(|(event, payload)| from_webhook(event, &payload.to_string()).unwrap())
+                .collect();
+            // All in one batch, or in batches of three.
+            let size = if round % 2 == 0 { changes.len() } else { 3 };
+            for batch in changes.chunks(size) {
+                let batch: Vec<&LifecycleChanges> = batch.iter().collect();
+                store.apply_lifecycles(&batch).await.unwrap();
+            }
+            assert_eq!(
+                records(&store, repo, None).await,
+                vec![expected(repo)],
+                "{}: round {round}",
+                database.label
+            );
+            assert_eq!(
+                records(&store, repo, Some("UI")).await.len(),
+                1,
+                "{}: the label table follows the newest snapshot",
+                database.label
+            );
+        }
+    }
+}
+
 async fn every_arrival_order_on(store: &Store, backend: &str) {
     for (event, payload) in history("order/in-order") {
         apply(store, event, &payload).await;

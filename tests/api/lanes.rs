@@ -270,15 +270,22 @@ async fn a_panicking_sink_dead_letters_its_row_after_the_schedule_and_stays_read
 }
 
 /// A sink that breaks its lane itself (outside the attempt, where panics are caught): the lane
-/// asks for its guarantee when it has rows to deliver.
-struct Broken;
+/// asks for its guarantee when it starts and again for each round; the round's question panics.
+#[derive(Default)]
+struct Broken {
+    asked: AtomicUsize,
+}
 
 impl Sink for Broken {
     fn kind(&self) -> &'static str {
         "broken"
     }
     fn guarantee(&self) -> Guarantee {
-        panic!("broken beyond repair")
+        assert!(
+            self.asked.fetch_add(1, Ordering::SeqCst) == 0,
+            "broken beyond repair"
+        );
+        Guarantee::Idempotent
     }
     fn deliver<'a>(&'a self, batch: &'a [Delivery]) -> BoxFuture<'a, Vec<Outcome>> {
         Box::pin(async move { vec![Outcome::Delivered; batch.len()] })
@@ -288,7 +295,7 @@ impl Sink for Broken {
 #[tokio::test]
 async fn a_dead_lane_makes_the_instance_unready() {
     let extras = Extras {
-        sinks: vec![("broken".into(), Arc::new(Broken), limits(1))],
+        sinks: vec![("broken".into(), Arc::new(Broken::default()), limits(1))],
     };
     let app = AppBuilder::new().spawn_with(extras).await;
     assert_eq!(app.get("/readyz").send().await.unwrap().status(), 200);

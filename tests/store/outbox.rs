@@ -505,3 +505,34 @@ async fn pruning_keeps_pending_rows_and_their_events() {
         assert_eq!(left[0].id, claims[2].id, "{}", db.label);
     }
 }
+
+#[tokio::test]
+async fn claiming_with_the_start_keeps_telling_earlier_attempts_apart() {
+    for db in databases::all().await {
+        let store = db.connect().await;
+        seed(&store, 2).await;
+        let first = store.claim("slack", "a", T0, LEASE, 1).await.unwrap();
+        store
+            .start_attempts(&[first[0].id], "a", T0, LEASE)
+            .await
+            .unwrap();
+        // The owner dies; its lease expires.
+        let claimed = store
+            .claim_started("slack", "b", T0 + LEASE, LEASE, 10)
+            .await
+            .unwrap();
+        let flags: Vec<(i64, bool)> = claimed.iter().map(|c| (c.id, c.interrupted)).collect();
+        assert_eq!(
+            flags,
+            vec![(first[0].id, true), (first[0].id + 1, false)],
+            "{}: the earlier start is reported, this one is recorded",
+            db.label
+        );
+        // This owner dies too: both rows now carry a start.
+        let again = store
+            .claim("slack", "c", T0 + 2 * LEASE, LEASE, 10)
+            .await
+            .unwrap();
+        assert!(again.iter().all(|c| c.interrupted), "{}", db.label);
+    }
+}
