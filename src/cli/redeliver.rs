@@ -68,7 +68,7 @@ impl RedeliverArgs {
             self.github.github_timeout,
         )
         .context("building the GitHub client")?;
-        let store = Store::connect(&self.database).await?;
+        let store = Store::open_existing(&self.database).await?;
         let cancel = CancellationToken::new();
         let interrupt = tokio::spawn({
             let cancel = cancel.clone();

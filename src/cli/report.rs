@@ -73,7 +73,7 @@ impl ReportArgs {
                 ReportError::NoBusinessHours
             );
         }
-        let store = Store::connect(&self.database).await?;
+        let store = Store::open_existing(&self.database).await?;
         let service = ReportService::new(store.clone(), settings);
         let report = service.report(&query, self.business_hours, now).await;
         store.close().await;
