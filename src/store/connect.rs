@@ -116,6 +116,10 @@ async fn open_sqlite(
     let options = SqliteConnectOptions::from_str(url)
         .map_err(|error| anyhow!("invalid SQLite URL {shown}: {error}"))?;
     let memory = sqlite_path::in_memory(url);
+    if !memory && options.get_filename().as_os_str().is_empty() {
+        // SQLite would make a private temporary database per connection.
+        bail!("{shown} names no file; set HERALD_DATABASE_URL=sqlite:///PATH/herald.db");
+    }
     let at = if memory {
         shown
     } else {

@@ -98,6 +98,23 @@ async fn a_missing_sqlite_folder_is_named_once_with_what_to_do() {
 }
 
 #[tokio::test]
+async fn a_sqlite_url_without_a_file_is_refused() {
+    // SQLite would give each pooled connection a private temporary database: migrations on
+    // one, "no such table" on the others.
+    for url in ["sqlite://", "sqlite://?mode=rwc"] {
+        for result in [
+            Store::connect(&config(url)).await,
+            Store::open_existing(&config(url)).await,
+        ] {
+            assert_eq!(
+                format!("{:#}", result.unwrap_err()),
+                format!("{url} names no file; set HERALD_DATABASE_URL=sqlite:///PATH/herald.db")
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn opening_never_creates_a_sqlite_database() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("typo.db");
