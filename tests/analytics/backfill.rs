@@ -435,6 +435,19 @@ async fn a_repository_github_does_not_have_is_named_not_resumed() {
 }
 
 #[tokio::test]
+async fn a_refused_token_is_named() {
+    let setup = setup(Some(TOKEN)).await;
+    setup.github.script(List::Issues, 1, Scripted::Status(401));
+    let output = setup.backfill(&[]).await;
+    assert!(!output.success, "{output:?}");
+    assert_eq!(
+        output.stderr.trim(),
+        "herald: GitHub refused HERALD_GITHUB_TOKEN (Server Error); set a valid token and run \
+         the same command again to resume"
+    );
+}
+
+#[tokio::test]
 async fn backfill_needs_an_existing_store() {
     let (issues, comments) = pages();
     let github = FakeGithub::start("acme/widgets", Some(TOKEN), issues, comments).await;

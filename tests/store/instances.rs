@@ -115,6 +115,89 @@ async fn a_sqlite_url_without_a_file_is_refused() {
 }
 
 #[tokio::test]
+async fn a_read_only_folder_is_named_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("read-only");
+    std::fs::create_dir(&folder).unwrap();
+    // Root writes through permission bits, so as root the folder is a read-only mount.
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs"])
+        .arg(&folder)
+        .status()
+        .is_ok_and(|status| status.success());
+    if !mounted {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o555)).unwrap();
+    }
+    let url = format!("sqlite://{}", folder.join("herald.db").display());
+    let message = format!("{:#}", Store::connect(&config(&url)).await.unwrap_err());
+    if mounted {
+        let _ = std::process::Command::new("umount").arg(&folder).status();
+    }
+    let cause = if mounted {
+        "Read-only file system (os error 30)"
+    } else {
+        "Permission denied (os error 13)"
+    };
+    assert_eq!(
+        message,
+        format!(
+            "cannot write in {}: {cause}; make the folder writable for this user or set \
+             HERALD_DATABASE_URL=sqlite:///PATH/herald.db to one that is",
+            folder.display()
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_sqlite_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("notes.txt");
+    std::fs::write(
+        &file,
+        "not a database, but long enough to have a header of sorts\n".repeat(20),
+    )
+    .unwrap();
+    let url = format!("sqlite://{}", file.display());
+    let message = format!(
+        "{:#}",
+        Store::open_existing(&config(&url)).await.unwrap_err()
+    );
+    assert_eq!(
+        message,
+        format!(
+            "{} is not a SQLite database; point HERALD_DATABASE_URL at herald's database",
+            file.display()
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_is_reported_after_a_short_deadline() {
+    // Accepts the connection and never says a word, as a firewall that drops replies would
+    // leave it; the pool alone would retry for ten seconds and then only say it timed out.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let url = format!("postgres://herald:hunter2@{address}/herald");
+    let message = format!("{:#}", Store::connect(&config(&url)).await.unwrap_err());
+    silent.abort();
+    assert_eq!(
+        message,
+        format!(
+            "cannot connect to PostgreSQL at postgres://herald:[redacted]@{address}/herald: no \
+             answer from {address} within 5s; check the host and port in HERALD_DATABASE_URL \
+             and any firewall in between"
+        )
+    );
+}
+
+#[tokio::test]
 async fn opening_never_creates_a_sqlite_database() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("typo.db");
