@@ -500,7 +500,9 @@ async fn deliveries_show_lists_every_failed_attempt_and_retry_revives_one() {
         .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&retried.stdout).trim(),
-        "1 dead delivery queued again; a running herald sends them within its poll interval"
+        "1 dead delivery queued again; a running herald sends them within its poll interval",
+        "{}",
+        String::from_utf8_lossy(&retried.stderr)
     );
 }
 
