@@ -24,7 +24,7 @@ async fn main() -> std::process::ExitCode {
     match cli.run().await {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("herald: {error:#}");
+            eprintln!("herald: {}", herald::cli::error_line(&error));
             // A configuration refused as a whole exits 2, like a bad flag; anything else 1.
             if error
                 .downcast_ref::<herald::delivery::PlanErrors>()

@@ -93,8 +93,10 @@ fn parse(text: &str, now_ms: i64, end_of_day: bool) -> Option<i64> {
     OffsetDateTime::parse(text, &Rfc3339).ok().map(to_ms)
 }
 
-/// `30d` and friends, in milliseconds.
+/// `30d` and friends, in milliseconds. `-30d` reads the same (the minus of "30 days back", as
+/// `date -d -30days` takes it), so a habit from other tools does not fail.
 fn relative_ms(text: &str) -> Option<i64> {
+    let text = text.strip_prefix('-').unwrap_or(text);
     let unit = text.chars().last()?;
     let amount: i64 = text[..text.len() - unit.len_utf8()].parse().ok()?;
     if amount < 0 {
@@ -122,6 +124,8 @@ mod tests {
     fn parses_every_accepted_form() {
         let cases = [
             ("30d", NOW - 30 * DAY_MS, NOW - 30 * DAY_MS),
+            // "30 days back", as other tools write it: the same instant.
+            ("-30d", NOW - 30 * DAY_MS, NOW - 30 * DAY_MS),
             ("12h", NOW - 12 * 3_600_000, NOW - 12 * 3_600_000),
             ("2w", NOW - 14 * DAY_MS, NOW - 14 * DAY_MS),
             ("90s", NOW - 90_000, NOW - 90_000),
@@ -146,7 +150,9 @@ mod tests {
         for text in [
             "",
             "d",
-            "-3d",
+            "-",
+            "--3d",
+            "-d",
             "3y",
             "yesterday",
             "2026-13-01",

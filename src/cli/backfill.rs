@@ -67,6 +67,8 @@ struct Backfill<'a> {
     counts: Counts,
     /// The pass's start, which names it; `None` for a pass begun before passes were recorded.
     pass: Option<i64>,
+    /// Whether requests carry `HERALD_GITHUB_TOKEN`, to explain a 404.
+    has_token: bool,
 }
 
 /// How a run ended.
@@ -89,7 +91,12 @@ impl BackfillArgs {
             self.github.github_timeout,
         )
         .context("building the GitHub client")?;
-        let store = Store::connect(&self.database).await?;
+        let has_token = self
+            .github
+            .github_token
+            .as_ref()
+            .is_some_and(|token| !secrecy::ExposeSecret::expose_secret(token).is_empty());
+        let store = Store::open_existing(&self.database).await?;
         let mut backfill = Backfill {
             store: &store,
             client: &client,
@@ -99,6 +106,7 @@ impl BackfillArgs {
             progress: Progress::new(std::io::stderr().is_terminal()),
             counts: Counts::default(),
             pass: None,
+            has_token,
         };
         let result = backfill.run(self.restart).await;
         store.close().await;
@@ -208,9 +216,10 @@ impl Backfill<'_> {
         };
         self.progress.begin_phase();
         loop {
-            let page = self.fetch(&url).await.with_context(|| {
-                format!("fetching {url}; run the same command again to resume from this page")
-            })?;
+            let page = match self.fetch(&url).await {
+                Ok(page) => page,
+                Err(error) => return Err(self.list_failure(error, &url)),
+            };
             let next = match page.next {
                 Some(next) if !self.client.is_own(&next) => {
                     bail!("refusing to follow a pagination link off the API: {next}")
@@ -246,6 +255,34 @@ impl Backfill<'_> {
                 Some(next) => url = next,
                 None => return Ok(()),
             }
+        }
+    }
+
+    /// Why a list page failed, and whether running again helps: it does after an outage or a
+    /// rate limit (the stored progress resumes), not when the repository is not there.
+    fn list_failure(&self, error: anyhow::Error, url: &str) -> anyhow::Error {
+        match error.downcast_ref::<RestError>() {
+            Some(RestError::Status {
+                status: 404 | 410, ..
+            }) if self.has_token => anyhow::anyhow!(
+                "GitHub has no repository {}, or the token cannot see it (HERALD_GITHUB_TOKEN needs read access to its issues)",
+                self.repository
+            ),
+            Some(RestError::Status {
+                status: 404 | 410, ..
+            }) => anyhow::anyhow!(
+                "GitHub has no repository {}, or it is private: set HERALD_GITHUB_TOKEN to a token that can read its issues",
+                self.repository
+            ),
+            Some(RestError::Status {
+                status: 401,
+                message,
+            }) => anyhow::anyhow!(
+                "GitHub refused HERALD_GITHUB_TOKEN ({message}); set a valid token and run the same command again to resume"
+            ),
+            _ => error.context(format!(
+                "fetching {url}; run the same command again to resume from this page"
+            )),
         }
     }
 

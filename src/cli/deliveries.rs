@@ -95,7 +95,7 @@ impl DeliveriesArgs {
             crate::delivery::plan(&serve, &|name| std::env::var(name).ok())
                 .ok()
                 .map(|plan| plan.names().map(ToString::to_string).collect());
-        let store = Store::connect(&serve.database).await?;
+        let store = Store::open_existing(&serve.database).await?;
         let result = self.command.run(&store, configured.as_deref()).await;
         store.close().await;
         result

@@ -39,7 +39,7 @@ impl DigestArgs {
         })?;
         let settings = InsightsSettings::from_config(&self.serve.file.analytics)
             .map_err(|error| anyhow::anyhow!("the configuration is not valid: {error}"))?;
-        let store = Store::connect(&self.serve.database).await?;
+        let store = Store::open_existing(&self.serve.database).await?;
         let service = ReportService::new(store.clone(), settings);
         let digest = service.digest(now_ms(), self.business_hours).await;
         store.close().await;

@@ -182,6 +182,26 @@ impl Cli {
     }
 }
 
+/// A command's error on one line, each cause once. `{:#}` prints every error of the chain, and
+/// sqlx's errors repeat their source in their own words ("error returned from database: X"
+/// caused by "X"), so a store failure read "X: X".
+pub fn error_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    let mut previous = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || previous.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+        previous = text;
+    }
+    line
+}
+
 /// Cancels `token` on SIGTERM (Cloud Run, Kubernetes) or SIGINT (Ctrl-C).
 async fn cancel_on_signal(token: CancellationToken) {
     let interrupt = tokio::signal::ctrl_c();
@@ -199,4 +219,33 @@ async fn cancel_on_signal(token: CancellationToken) {
     let _ = interrupt.await;
     tracing::info!("shutdown requested");
     token.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("error returned from database: {0}")]
+    struct Wrapper(#[source] Inner);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("(code: 1) no such table: outbox")]
+    struct Inner;
+
+    #[test]
+    fn each_cause_is_printed_once() {
+        let error = anyhow::Error::new(Wrapper(Inner)).context("releasing stale leases");
+        assert_eq!(
+            error_line(&error),
+            "releasing stale leases: error returned from database: (code: 1) no such table: outbox"
+        );
+        let plain = anyhow::anyhow!("no herald database at /x");
+        assert_eq!(error_line(&plain), "no herald database at /x");
+        let distinct = anyhow::Error::new(Inner).context("reading the outbox");
+        assert_eq!(
+            error_line(&distinct),
+            "reading the outbox: (code: 1) no such table: outbox"
+        );
+    }
 }

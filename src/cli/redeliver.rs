@@ -29,7 +29,7 @@ pub struct RedeliverArgs {
     hook_id: u64,
     /// How far back to look: `3d`, `12h`, a date or an RFC 3339 time. GitHub keeps deliveries
     /// for about 3 days.
-    #[arg(long, default_value = "3d")]
+    #[arg(long, default_value = "3d", allow_hyphen_values = true)]
     since: String,
     /// Show what would be asked for; ask nothing and write nothing.
     #[arg(long)]
@@ -68,7 +68,7 @@ impl RedeliverArgs {
             self.github.github_timeout,
         )
         .context("building the GitHub client")?;
-        let store = Store::connect(&self.database).await?;
+        let store = Store::open_existing(&self.database).await?;
         let cancel = CancellationToken::new();
         let interrupt = tokio::spawn({
             let cancel = cancel.clone();

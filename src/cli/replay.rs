@@ -79,7 +79,7 @@ impl ReplayArgs {
             event,
             action,
         };
-        let store = Store::connect(&self.serve.database).await?;
+        let store = Store::open_existing(&self.serve.database).await?;
         let result = replay(&store, &plan.router, &self.destination, &filter).await;
         store.close().await;
         let done = result.context("replaying stored events")?;

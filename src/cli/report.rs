@@ -26,11 +26,11 @@ pub struct ReportArgs {
     #[command(flatten)]
     database: DatabaseConfig,
     /// Issues created at or after: a date (2026-01-31), an RFC 3339 time, or `30d`, `12h`, `2w`
-    /// ago. Default: all history.
-    #[arg(long)]
+    /// ago (`-30d` reads the same). Default: all history.
+    #[arg(long, allow_hyphen_values = true)]
     since: Option<String>,
     /// Issues created before (a date includes that whole day). Default: now.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     until: Option<String>,
     /// Only this repository, OWNER/NAME.
     #[arg(long)]
@@ -73,7 +73,7 @@ impl ReportArgs {
                 ReportError::NoBusinessHours
             );
         }
-        let store = Store::connect(&self.database).await?;
+        let store = Store::open_existing(&self.database).await?;
         let service = ReportService::new(store.clone(), settings);
         let report = service.report(&query, self.business_hours, now).await;
         store.close().await;

@@ -4,6 +4,7 @@ mod api;
 mod dashboard;
 mod dashboard_page;
 mod error;
+mod json_errors;
 mod ops;
 mod server;
 mod webhook;
@@ -63,7 +64,7 @@ pub fn router(state: AppState) -> Router {
     ];
     let project = state.gcp_project.clone();
     let body_timeout = state.body_timeout;
-    Router::new()
+    let app = Router::new()
         .route("/webhook", post(webhook::receive))
         .route("/", post(webhook::receive))
         .route("/healthz", get(ops::healthz))
@@ -74,7 +75,15 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(RequestBodyTimeoutLayer::new(body_timeout))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ));
+    Router::new()
+        // Around the whole application (handlers, extractors, the timeout, and the `Allow`
+        // header axum adds to a 405 last), every error answer becomes JSON.
+        .fallback_service(app)
+        .layer(axum::middleware::from_fn(json_errors::as_json))
         .layer(TraceLayer::new_for_http().make_span_with(move |request: &axum::http::Request<_>| {
             let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
             let trace = crate::telemetry::trace_name(

@@ -154,7 +154,7 @@ async fn accept(
     })?;
     state.metrics.received(event);
     if EventName::parse(event) == EventName::Ping {
-        tracing::info!(hook = %hook_id, "ping from GitHub");
+        tracing::info!(hook_id, delivery_id, event, "ping from GitHub");
         return Ok((StatusCode::OK, Json(json!({ "status": "pong" }))));
     }
     let destinations = state

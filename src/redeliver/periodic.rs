@@ -124,10 +124,13 @@ impl PeriodicRedeliver {
         };
         let hook = self.hook.to_string();
         let mut report = |line: Line<'_>| {
+            // The field names intake and the lanes use for the same delivery.
+            let delivery = &line.delivery().newest;
+            let (delivery_id, event) = (delivery.guid.as_str(), delivery.event.as_str());
             if line.is_warning() {
-                tracing::warn!(%hook, "{line}");
+                tracing::warn!(%hook, delivery_id, event, "{line}");
             } else {
-                tracing::info!(%hook, "{line}");
+                tracing::info!(%hook, delivery_id, event, "{line}");
             }
         };
         match pass.run(&mut report).await {

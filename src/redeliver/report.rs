@@ -50,6 +50,17 @@ pub enum Line<'a> {
 }
 
 impl Line<'_> {
+    /// The delivery the line is about.
+    pub fn delivery(&self) -> &FailedDelivery {
+        match self {
+            Self::Asked { failed, .. }
+            | Self::WouldAsk { failed, .. }
+            | Self::Stored(failed)
+            | Self::GaveUp { failed, .. }
+            | Self::Refused { failed, .. } => failed,
+        }
+    }
+
     /// Whether an operator should look at it.
     pub fn is_warning(&self) -> bool {
         matches!(self, Self::GaveUp { .. } | Self::Refused { .. })

@@ -84,6 +84,8 @@ pub async fn setup(token: Option<&str>) -> Setup {
     let github = FakeGithub::start("acme/widgets", token, issues, comments).await;
     let dir = tempfile::tempdir().unwrap();
     let database_url = format!("sqlite://{}", dir.path().join("herald.db").display());
+    // The store exists, as `herald migrate` (or `serve`) leaves it: `backfill` never creates one.
+    open_store(&database_url).await.close().await;
     Setup {
         github,
         database_url,
@@ -396,6 +398,74 @@ async fn merges_with_webhook_data_without_counting_twice() {
         ]
     );
     assert_eq!(github.violations(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_repository_github_does_not_have_is_named_not_resumed() {
+    for token in [Some(TOKEN), None] {
+        let setup = setup(token).await;
+        // What GitHub answers for a repository that does not exist, or a private one the token
+        // cannot see.
+        setup.github.script(List::Issues, 1, Scripted::Status(404));
+        let mut env = vec![
+            ("HERALD_DATABASE_URL", setup.database_url.as_str()),
+            ("HERALD_GITHUB_API_URL", setup.github.url.as_str()),
+        ];
+        if let Some(token) = token {
+            env.push(("HERALD_GITHUB_TOKEN", token));
+        }
+        let output = run_herald(&["backfill", "acme/widgets"], &env).await;
+        assert!(!output.success, "{output:?}");
+        let expected = match token {
+            Some(_) => {
+                "herald: GitHub has no repository acme/widgets, or the token cannot see it \
+                 (HERALD_GITHUB_TOKEN needs read access to its issues)"
+            }
+            None => {
+                "herald: GitHub has no repository acme/widgets, or it is private: set \
+                 HERALD_GITHUB_TOKEN to a token that can read its issues"
+            }
+        };
+        assert_eq!(output.stderr.trim(), expected, "{output:?}");
+        // Nothing was recorded as progress: once GitHub has it, the import starts at page one.
+        let again = run_herald(&["backfill", "acme/widgets"], &env).await;
+        assert!(again.success, "{again:?}");
+        assert_eq!(setup.github.requests()[1..], ALL_PAGES);
+    }
+}
+
+#[tokio::test]
+async fn a_refused_token_is_named() {
+    let setup = setup(Some(TOKEN)).await;
+    setup.github.script(List::Issues, 1, Scripted::Status(401));
+    let output = setup.backfill(&[]).await;
+    assert!(!output.success, "{output:?}");
+    assert_eq!(
+        output.stderr.trim(),
+        "herald: GitHub refused HERALD_GITHUB_TOKEN (Server Error); set a valid token and run \
+         the same command again to resume"
+    );
+}
+
+#[tokio::test]
+async fn backfill_needs_an_existing_store() {
+    let (issues, comments) = pages();
+    let github = FakeGithub::start("acme/widgets", Some(TOKEN), issues, comments).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("herald.db");
+    let url = format!("sqlite://{}", file.display());
+    let output = backfill(&github, &url, &[]).await;
+    assert!(!output.success, "{output:?}");
+    assert_eq!(
+        output.stderr.trim(),
+        format!(
+            "herald: no herald database at {} (HERALD_DATABASE_URL); run `herald serve` or \
+             `herald migrate` first, or point HERALD_DATABASE_URL at an existing one",
+            file.display()
+        )
+    );
+    assert!(!file.exists(), "no store was created");
+    assert!(github.requests().is_empty(), "GitHub was not asked");
 }
 
 #[tokio::test]

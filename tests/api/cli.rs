@@ -340,11 +340,22 @@ async fn json_logs_follow_cloud_logging_and_never_contain_secrets() {
         stored["logging.googleapis.com/trace"],
         "projects/proj/traces/105445aa7843bc8bf206b12000100000"
     );
-    assert!(
-        entries
-            .iter()
-            .any(|e| e["severity"] == "ERROR" && e["message"] == "delivery dead-lettered")
+    let dead = entries
+        .iter()
+        .find(|e| e["severity"] == "ERROR" && e["message"] == "delivery dead-lettered")
+        .expect("a 'delivery dead-lettered' entry");
+    // One vocabulary across intake and delivery: `delivery_id` is GitHub's, `event` its event
+    // name, `event_id` the stored event, `row` the outbox row, `destination` where it goes.
+    assert_eq!(
+        (&stored["delivery_id"], &stored["event"]),
+        (&"good".into(), &"issues".into())
     );
+    assert!(stored["event_id"].is_i64(), "{stored}");
+    assert_eq!(
+        (&dead["delivery_id"], &dead["event"], &dead["destination"]),
+        (&"good".into(), &"issues".into(), &"slack".into())
+    );
+    assert!(dead["row"].is_i64(), "{dead}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -489,7 +500,9 @@ async fn deliveries_show_lists_every_failed_attempt_and_retry_revives_one() {
         .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&retried.stdout).trim(),
-        "1 dead delivery queued again; a running herald sends them within its poll interval"
+        "1 dead delivery queued again; a running herald sends them within its poll interval",
+        "{}",
+        String::from_utf8_lossy(&retried.stderr)
     );
 }
 

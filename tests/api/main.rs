@@ -15,6 +15,7 @@ mod helpers;
 mod intake;
 mod kill_under_load;
 mod lanes;
+mod operator;
 mod postgres_faults;
 mod properties;
 mod routing;

@@ -16,9 +16,15 @@ struct Setup {
 
 async fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}", dir.path().join("herald.db").display());
+    // The store exists, as `herald migrate` (or `serve`) leaves it: `redeliver` never creates one.
+    crate::helpers::open_store(&database_url)
+        .await
+        .close()
+        .await;
     Setup {
         github: FakeGithub::start().await,
-        database_url: format!("sqlite://{}", dir.path().join("herald.db").display()),
+        database_url,
         _dir: dir,
     }
 }

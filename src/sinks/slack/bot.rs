@@ -257,6 +257,9 @@ impl SlackBot {
         {
             tracing::debug!(
                 row = delivery.row,
+                destination = %self.destination,
+                delivery_id = %delivery.event.delivery_id,
+                event = %delivery.event.event,
                 "issue already announced in this destination"
             );
             return Ok(());
@@ -387,6 +390,9 @@ impl SlackBot {
         if !held {
             tracing::warn!(
                 row = delivery.row,
+                destination = %self.destination,
+                delivery_id = %delivery.event.delivery_id,
+                event = %delivery.event.event,
                 "another row took over this thread's parent slot while its parent was posted"
             );
         }

@@ -120,6 +120,9 @@ impl SlackWebhook {
             Ok(None) => {
                 tracing::debug!(
                     row = delivery.row,
+                    destination = self.routed.as_ref().map(|routed| &*routed.destination),
+                    delivery_id = %delivery.event.delivery_id,
+                    event = %delivery.event.event,
                     "issue already announced; nothing to send"
                 );
                 return Outcome::Delivered;

@@ -116,6 +116,8 @@ impl SlackBot {
                 tracing::info!(
                     row = delivery.row,
                     destination = %self.destination,
+                    delivery_id = %delivery.event.delivery_id,
+                    event = %delivery.event.event,
                     role = %role,
                     "an earlier attempt had posted this message; not sending it again"
                 );
