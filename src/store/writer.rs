@@ -10,13 +10,15 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::health::is_permanent;
-use super::{Intake, NewEvent, Store, StoreHealth};
+use super::{Backend, Intake, NewEvent, Store, StoreHealth};
 use crate::domain::Wakers;
 
 /// Most events committed in one transaction.
 const MAX_BATCH: usize = 256;
 /// Requests waiting for the writer before new ones are told the store is unavailable.
 const QUEUE: usize = 4096;
+/// Batches committed at once on PostgreSQL (each on its own connection).
+const POSTGRES_COMMITS_IN_FLIGHT: usize = 4;
 /// How often a failing store is probed until a write commits again.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -103,6 +105,7 @@ async fn run(
     health: StoreHealth,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut in_flight = tokio::task::JoinSet::new();
     let mut closed = false;
     loop {
         let received = tokio::select! {
@@ -128,45 +131,76 @@ async fn run(
         }
         let (events, replies): (Vec<NewEvent>, Vec<_>) =
             batch.drain(..).map(|job| (job.event, job.reply)).unzip();
-        let started = std::time::Instant::now();
-        let results = store.append_isolating(&events).await;
-        let failed = results.iter().filter(|result| result.is_err()).count();
-        tracing::debug!(
-            events = events.len(),
-            failed,
-            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
-            "batch committed"
+        let commit = commit(
+            store.clone(),
+            events,
+            replies,
+            stored.clone(),
+            health.clone(),
         );
-        if failed < results.len() {
-            if health.commit_succeeded() {
-                tracing::info!("the store commits again");
+        if store.backend() == Backend::Postgres {
+            // PostgreSQL flushes concurrent commits together; a batch gathered while another
+            // commits need not wait for it.
+            while in_flight.len() >= POSTGRES_COMMITS_IN_FLIGHT {
+                in_flight.join_next().await;
             }
-        } else if results
-            .iter()
-            .any(|result| matches!(result, Err(error) if !is_permanent(error)))
-            && health.commit_failed()
-        {
-            tracing::error!("the store cannot commit; not ready until a write commits again");
+            in_flight.spawn(commit);
+        } else {
+            // SQLite has one writer: a second transaction would only wait for the first.
+            commit.await;
         }
-        let intakes: Vec<Intake> = results
-            .iter()
-            .map(|result| result.as_ref().map_or(Intake::Duplicate, |intake| *intake))
-            .collect();
-        for destination in super::events::destinations_of_stored(&events, &intakes) {
-            stored.wake(destination);
+    }
+    // Everything received is committed (or refused) before the task ends.
+    while in_flight.join_next().await.is_some() {}
+}
+
+/// Commits one batch, keeps [`StoreHealth`] current, wakes the destinations that got rows and
+/// answers every request in it.
+async fn commit(
+    store: Store,
+    events: Vec<NewEvent>,
+    replies: Vec<oneshot::Sender<Result<Intake, WriterError>>>,
+    stored: Wakers,
+    health: StoreHealth,
+) {
+    let started = std::time::Instant::now();
+    let results = store.append_isolating(&events).await;
+    let failed = results.iter().filter(|result| result.is_err()).count();
+    tracing::debug!(
+        events = events.len(),
+        failed,
+        elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+        "batch committed"
+    );
+    if failed < results.len() {
+        if health.commit_succeeded() {
+            tracing::info!("the store commits again");
         }
-        for (reply, result) in replies.into_iter().zip(results) {
-            let answer = result.map_err(|error| {
-                if is_permanent(&error) {
-                    tracing::error!(error = %error, "the store refused an event's data");
-                    WriterError::Refused(error)
-                } else {
-                    tracing::error!(error = %error, "committing an event failed");
-                    WriterError::Store(error)
-                }
-            });
-            let _ = reply.send(answer);
-        }
+    } else if results
+        .iter()
+        .any(|result| matches!(result, Err(error) if !is_permanent(error)))
+        && health.commit_failed()
+    {
+        tracing::error!("the store cannot commit; not ready until a write commits again");
+    }
+    let intakes: Vec<Intake> = results
+        .iter()
+        .map(|result| result.as_ref().map_or(Intake::Duplicate, |intake| *intake))
+        .collect();
+    for destination in super::events::destinations_of_stored(&events, &intakes) {
+        stored.wake(destination);
+    }
+    for (reply, result) in replies.into_iter().zip(results) {
+        let answer = result.map_err(|error| {
+            if is_permanent(&error) {
+                tracing::error!(error = %error, "the store refused an event's data");
+                WriterError::Refused(error)
+            } else {
+                tracing::error!(error = %error, "committing an event failed");
+                WriterError::Store(error)
+            }
+        });
+        let _ = reply.send(answer);
     }
 }
 
