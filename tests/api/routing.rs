@@ -290,3 +290,36 @@ fn config_check_prints_the_effective_configuration_without_secrets() {
         assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
     }
 }
+
+/// With `[[routes]]`, the environment's Slack variables are refused unless a destination takes
+/// them, as the refusal advises; following the advice is accepted.
+#[test]
+fn environment_slack_settings_are_accepted_when_a_destination_references_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |text: &str| {
+        let config = write_config(dir.path(), text);
+        herald_command()
+            .args(["config", "check", "--config", &config])
+            .env("HERALD_WEBHOOK_SECRET", "x")
+            .env(
+                "HERALD_SLACK_WEBHOOK_URL",
+                "https://hooks.slack.com/services/T/B/x",
+            )
+            .output()
+            .unwrap()
+    };
+    let routes = "[[routes]]\nto = [\"stdout\"]\n";
+    let refused = check(&format!(
+        "[destinations.stdout]\nkind = \"stdout\"\n{routes}"
+    ));
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("url = \"${HERALD_SLACK_WEBHOOK_URL}\""),
+        "{refused:?}"
+    );
+    let referenced = check(&format!(
+        "[destinations.team]\nkind = \"slack-webhook\"\nurl = \"${{HERALD_SLACK_WEBHOOK_URL}}\"\n\
+         [destinations.stdout]\nkind = \"stdout\"\n{routes}"
+    ));
+    assert!(referenced.status.success(), "{referenced:?}");
+}
