@@ -36,7 +36,7 @@ pub struct DestinationConfig {
     pub kind: DestinationKind,
     /// `slack-webhook`: the incoming webhook URL (a secret: use `${ENV}` or `file:PATH`).
     pub url: Option<ConfigValue>,
-    /// `slack-bot`: the channel id (`C0123456`) or name.
+    /// `slack-bot`: the channel's id (`C0123456`); a name is refused (see `delivery::plan`).
     pub channel: Option<String>,
     /// `slack-bot`: the bot token (`xoxb-…`; a secret).
     pub token: Option<ConfigValue>,

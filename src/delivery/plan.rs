@@ -301,13 +301,16 @@ fn add_legacy(
             }
             Err(error) => problems.push(error),
         }
-    } else if config.slack_webhook_url.is_some() {
+    } else if config.slack_webhook_url.is_some() && !referenced(config, "HERALD_SLACK_WEBHOOK_URL")
+    {
         problems.push(
             "HERALD_SLACK_WEBHOOK_URL is set, but the configuration file has [[routes]]: reference it \
              from a destination instead (`url = \"${HERALD_SLACK_WEBHOOK_URL}\"`) and route to it"
                 .to_owned(),
         );
-    } else if config.slack_bot.slack_bot_token.is_some() {
+    } else if config.slack_bot.slack_bot_token.is_some()
+        && !referenced(config, "HERALD_SLACK_BOT_TOKEN")
+    {
         problems.push(
             "HERALD_SLACK_BOT_TOKEN is set, but the configuration file has [[routes]]: reference it \
              from a destination instead (`kind = \"slack-bot\"`, `token = \"${HERALD_SLACK_BOT_TOKEN}\"`, \
@@ -315,6 +318,18 @@ fn add_legacy(
                 .to_owned(),
         );
     }
+}
+
+/// Whether a destination of the file takes its URL or token from the environment variable `name`
+/// (`url = "${HERALD_SLACK_WEBHOOK_URL}"`), as the refusal above advises.
+fn referenced(config: &ServeConfig, name: &str) -> bool {
+    let reference = format!("${{{name}}}");
+    config.file.destinations.values().any(|destination| {
+        [destination.url.as_ref(), destination.token.as_ref()]
+            .into_iter()
+            .flatten()
+            .any(|value| value.as_written().trim() == reference)
+    })
 }
 
 /// A route from the file, with its event names checked.

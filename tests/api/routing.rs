@@ -42,8 +42,9 @@ fn json(relative: &str) -> Value {
     serde_json::from_slice(&payload(relative)).unwrap()
 }
 
-/// The README's example: bugs and P0s from these repositories to #triage, everything else to
-/// #issues, no bots.
+/// The shape of the README's example (bugs and P0s from these repositories to #triage, everything
+/// else to #issues, no bots) over the shared payloads' repositories; the README's own text is
+/// checked by `the_readme_configuration_example_routes_as_the_readme_says`.
 const TEAM: &str = r#"
 [[routes]]
 name = "bugs and P0s"
@@ -289,4 +290,135 @@ fn config_check_prints_the_effective_configuration_without_secrets() {
     ] {
         assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
     }
+}
+
+/// The README, as text.
+fn readme() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap()
+}
+
+/// Every ```toml block of the README.
+fn readme_toml_blocks() -> Vec<String> {
+    readme()
+        .split("```toml\n")
+        .skip(1)
+        .map(|rest| rest.split("```").next().unwrap().to_owned())
+        .collect()
+}
+
+/// The README's configuration-file example (between its `config-example` markers).
+fn readme_config_example() -> String {
+    readme()
+        .split("<!-- config-example -->\n```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```\n<!-- /config-example -->").next())
+        .expect("the README's configuration-file example")
+        .to_owned()
+}
+
+/// The README's example routes as it says: bugs and P0s from these repositories to #triage,
+/// everything else from them to #issues, nothing by bots or excluded authors.
+#[test]
+fn the_readme_configuration_example_routes_as_the_readme_says() {
+    let router = router(&readme_config_example());
+    let in_repo = |mut body: Value, repository: &str| {
+        body["repository"]["full_name"] = json!(repository);
+        body
+    };
+    let opened = json("issues/opened.payload.json"); // label "bug"
+    let bug = in_repo(opened.clone(), "octo-org/app");
+    let mut p0 = in_repo(opened.clone(), "octo-org/api-gateway");
+    p0["issue"]["labels"] = json!([{"name": "P0"}]);
+    let mut question = in_repo(opened.clone(), "octo-org/app");
+    question["issue"]["labels"] = json!([{"name": "question"}]);
+    let elsewhere = in_repo(opened.clone(), "someone/else");
+    let mut by_bot = question.clone();
+    by_bot["issue"]["user"] = json!({"login": "dependabot[bot]", "id": 2, "type": "Bot"});
+    let mut excluded = question.clone();
+    excluded["issue"]["user"] = json!({"login": "octo-ci", "id": 3, "type": "User"});
+    // "bug" just added to an open issue: announced to #triage, once, as new to it.
+    let labeled = in_repo(json("issues/labeled.payload.json"), "octo-org/app");
+    let edited = in_repo(json("issues/edited.payload.json"), "octo-org/app");
+    let comment = in_repo(json("issue_comment/created.payload.json"), "octo-org/app");
+    let table: Vec<(&str, &Value, Vec<&str>)> = vec![
+        ("bug", &bug, vec!["triage"]),
+        ("P0", &p0, vec!["triage"]),
+        ("question", &question, vec!["issues"]),
+        ("another repository", &elsewhere, vec![]),
+        ("a bot", &by_bot, vec![]),
+        ("an excluded author", &excluded, vec![]),
+        ("bug added later", &labeled, vec!["triage"]),
+        ("edited", &edited, vec![]),
+    ];
+    for (what, body, expected) in table {
+        assert_eq!(destinations(&router, "issues", body), expected, "{what}");
+    }
+    assert!(destinations(&router, "issue_comment", &comment).is_empty());
+}
+
+/// Every TOML example of the README is a configuration `herald config check` accepts, with the
+/// environment variables it references set.
+#[test]
+fn every_toml_example_in_the_readme_passes_config_check() {
+    let blocks = readme_toml_blocks();
+    assert!(blocks.len() >= 3, "only {} TOML blocks found", blocks.len());
+    assert!(blocks.contains(&readme_config_example()));
+    for block in blocks {
+        let dir = tempfile::tempdir().unwrap();
+        let config = write_config(dir.path(), &block);
+        let mut command = herald_command();
+        command
+            .args(["config", "check", "--config", &config])
+            .current_dir(dir.path())
+            .env("HERALD_WEBHOOK_SECRET", "readme-secret");
+        for reference in block.split("${").skip(1) {
+            let name = reference.split('}').next().unwrap();
+            let value = if name.contains("TOKEN") {
+                "xoxb-readme-example"
+            } else {
+                "https://hooks.slack.com/services/T000/B000/readme"
+            };
+            command.env(name, value);
+        }
+        let output = command.output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.contains("# the configuration is valid"),
+            "the README's example does not pass `herald config check`:\n{block}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// With `[[routes]]`, the environment's Slack variables are refused unless a destination takes
+/// them, as the refusal advises; following the advice is accepted.
+#[test]
+fn environment_slack_settings_are_accepted_when_a_destination_references_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |text: &str| {
+        let config = write_config(dir.path(), text);
+        herald_command()
+            .args(["config", "check", "--config", &config])
+            .env("HERALD_WEBHOOK_SECRET", "x")
+            .env(
+                "HERALD_SLACK_WEBHOOK_URL",
+                "https://hooks.slack.com/services/T/B/x",
+            )
+            .output()
+            .unwrap()
+    };
+    let routes = "[[routes]]\nto = [\"stdout\"]\n";
+    let refused = check(&format!(
+        "[destinations.stdout]\nkind = \"stdout\"\n{routes}"
+    ));
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("url = \"${HERALD_SLACK_WEBHOOK_URL}\""),
+        "{refused:?}"
+    );
+    let referenced = check(&format!(
+        "[destinations.team]\nkind = \"slack-webhook\"\nurl = \"${{HERALD_SLACK_WEBHOOK_URL}}\"\n\
+         [destinations.stdout]\nkind = \"stdout\"\n{routes}"
+    ));
+    assert!(referenced.status.success(), "{referenced:?}");
 }
