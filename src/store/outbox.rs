@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::{Backend, SYNC_FULL, SYNC_NORMAL, Store, StoreError, StoredEvent, dispatch};
+use super::{Backend, Store, StoreError, StoredEvent, dispatch};
 use crate::domain::{Claimed, DeliveryStatus, Finish};
 
 const CLAIM_SQLITE: &str =
@@ -31,6 +31,29 @@ const CLAIM_POSTGRES: &str =
                  ORDER BY next_attempt_at, id LIMIT $4
                  FOR UPDATE SKIP LOCKED)
     RETURNING id, event_id, attempts, next_attempt_at, attempt_started_at";
+
+/// [`CLAIM_POSTGRES`] that also marks every claimed row's attempt as started, in the same
+/// statement, and returns the mark each row had before (an earlier attempt that may have arrived).
+const CLAIM_STARTED_POSTGRES: &str = "WITH picked AS (
+        SELECT id, attempt_started_at FROM outbox
+        WHERE destination = $5 AND status = 'pending' AND next_attempt_at <= $2
+          AND (lease_until IS NULL OR lease_until <= $2)
+          AND NOT EXISTS (SELECT 1 FROM destination_state s
+                          WHERE s.destination = $5 AND s.paused_until > $2)
+        ORDER BY next_attempt_at, id LIMIT $4
+        FOR UPDATE SKIP LOCKED)
+    UPDATE outbox o SET lease_owner = $1, lease_until = $2 + $3, updated_at = $2,
+        attempt_started_at = $2
+    FROM picked WHERE o.id = picked.id
+    RETURNING o.id, o.event_id, o.attempts, o.next_attempt_at, picked.attempt_started_at";
+
+/// The events with these ids, on PostgreSQL: one statement (and one cached plan) for any number.
+const SELECT_EVENTS_POSTGRES: &str = "SELECT id, hook_id, delivery_id, event, action, repository,
+    issue_number, actor, received_at, payload FROM events WHERE id = ANY($1)";
+
+/// Marks attempts as started (see [`Store::start_attempts`]) on PostgreSQL.
+const START_POSTGRES: &str = "UPDATE outbox SET attempt_started_at = $1, lease_until = $2,
+    updated_at = $1 WHERE id = ANY($3) AND lease_owner = $4 AND status = 'pending' RETURNING id";
 
 const SELECT_EVENTS: &str = "SELECT id, hook_id, delivery_id, event, action, repository,
     issue_number, actor, received_at, payload FROM events WHERE id IN ";
@@ -133,6 +156,21 @@ impl Store {
         lease_ms: i64,
         limit: usize,
     ) -> Result<Vec<Claimed>, StoreError> {
+        self.claim_marking(destination, owner, now, lease_ms, limit, false)
+            .await
+    }
+
+    /// [`Store::claim`]; with `start`, each claimed row's attempt is also marked as started in
+    /// the same durable transaction (see [`Store::claim_started`]).
+    async fn claim_marking(
+        &self,
+        destination: &str,
+        owner: &str,
+        now: i64,
+        lease_ms: i64,
+        limit: usize,
+        start: bool,
+    ) -> Result<Vec<Claimed>, StoreError> {
         if let Self::Sqlite(_, _, direct) = self {
             return super::outbox_direct::claim(
                 direct,
@@ -141,13 +179,14 @@ impl Store {
                 now,
                 lease_ms,
                 limit,
-                false,
+                start,
             )
             .await;
         }
-        let sql = match self.backend() {
-            Backend::Sqlite => CLAIM_SQLITE,
-            Backend::Postgres => CLAIM_POSTGRES,
+        let sql = match (self.backend(), start) {
+            (Backend::Sqlite, _) => CLAIM_SQLITE,
+            (Backend::Postgres, false) => CLAIM_POSTGRES,
+            (Backend::Postgres, true) => CLAIM_STARTED_POSTGRES,
         };
         let turn = self.write_turn().await;
         let mut rows: Vec<ClaimedRow> = dispatch!(self, pool => {
@@ -196,29 +235,8 @@ impl Store {
         lease_ms: i64,
         limit: usize,
     ) -> Result<Vec<Claimed>, StoreError> {
-        if let Self::Sqlite(_, _, direct) = self {
-            return super::outbox_direct::claim(
-                direct,
-                destination,
-                owner,
-                now,
-                lease_ms,
-                limit,
-                true,
-            )
-            .await;
-        }
-        let claimed = self.claim(destination, owner, now, lease_ms, limit).await?;
-        let ids: Vec<i64> = claimed.iter().map(|claim| claim.id).collect();
-        let held: std::collections::HashSet<i64> = self
-            .start_attempts(&ids, owner, now, lease_ms)
-            .await?
-            .into_iter()
-            .collect();
-        Ok(claimed
-            .into_iter()
-            .filter(|claim| held.contains(&claim.id))
-            .collect())
+        self.claim_marking(destination, owner, now, lease_ms, limit, true)
+            .await
     }
 
     /// The events with these ids, in one query.
@@ -226,16 +244,24 @@ impl Store {
         &self,
         ids: &[i64],
     ) -> Result<HashMap<i64, Arc<StoredEvent>>, StoreError> {
-        let events: Vec<StoredEvent> = dispatch!(self, pool => {
-            let mut query = sqlx::QueryBuilder::new(SELECT_EVENTS);
-            query.push("(");
-            let mut separated = query.separated(", ");
-            for id in ids {
-                separated.push_bind(*id);
+        let events: Vec<StoredEvent> = match self {
+            Self::Postgres(pool) => {
+                sqlx::query_as(SELECT_EVENTS_POSTGRES)
+                    .bind(ids)
+                    .fetch_all(pool)
+                    .await?
             }
-            separated.push_unseparated(")");
-            query.build_query_as().fetch_all(pool).await?
-        });
+            Self::Sqlite(pool, ..) => {
+                let mut query = sqlx::QueryBuilder::new(SELECT_EVENTS);
+                query.push("(");
+                let mut separated = query.separated(", ");
+                for id in ids {
+                    separated.push_bind(*id);
+                }
+                separated.push_unseparated(")");
+                query.build_query_as().fetch_all(pool).await?
+            }
+        };
         Ok(events
             .into_iter()
             .map(|event| (event.id, Arc::new(event)))
@@ -254,41 +280,20 @@ impl Store {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        if let Self::Sqlite(_, _, direct) = self {
-            return super::outbox_direct::start_attempts(direct, ids, owner, now, lease_ms).await;
-        }
-        let _turn = self.write_turn().await;
-        let sqlite = self.backend() == Backend::Sqlite;
-        let started: Vec<i64> = dispatch!(self, pool => {
-            let mut query = sqlx::QueryBuilder::new("UPDATE outbox SET attempt_started_at = ");
-            query.push_bind(now);
-            query.push(", lease_until = ");
-            query.push_bind(now.saturating_add(lease_ms));
-            query.push(", updated_at = ");
-            query.push_bind(now);
-            query.push(" WHERE status = 'pending' AND lease_owner = ");
-            query.push_bind(owner);
-            query.push(" AND id IN (");
-            let mut separated = query.separated(", ");
-            for id in ids {
-                separated.push_bind(*id);
+        let pool = match self {
+            Self::Sqlite(_, _, direct) => {
+                return super::outbox_direct::start_attempts(direct, ids, owner, now, lease_ms)
+                    .await;
             }
-            separated.push_unseparated(") RETURNING id");
-            let mut connection = pool.acquire().await?;
-            if sqlite {
-                // This record is what prevents a second message after a crash: make it as durable
-                // as an event.
-                sqlx::query(SYNC_FULL).execute(&mut *connection).await?;
-            }
-            let started = query.build_query_scalar().fetch_all(&mut *connection).await;
-            if sqlite {
-                // The connection goes back to the pool either way: restore its mode, or drop it.
-                if sqlx::query(SYNC_NORMAL).execute(&mut *connection).await.is_err() {
-                    connection.close_on_drop();
-                }
-            }
-            started?
-        });
+            Self::Postgres(pool) => pool,
+        };
+        let started: Vec<i64> = sqlx::query_scalar(START_POSTGRES)
+            .bind(now)
+            .bind(now.saturating_add(lease_ms))
+            .bind(ids)
+            .bind(owner)
+            .fetch_all(pool)
+            .await?;
         Ok(started)
     }
 
