@@ -184,6 +184,7 @@ impl Lane {
                     row = claim.id,
                     destination = %self.destination,
                     delivery_id = %claim.event.delivery_id,
+                    event = %claim.event.event,
                     "an attempt was interrupted mid-flight; dead-lettered rather than risk a duplicate"
                 );
                 finishes.push(retry::interrupted(&claim, now_ms()));

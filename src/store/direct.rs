@@ -7,24 +7,53 @@
 //! hand-off: the closure is sent to the thread, which runs it in a transaction and sends the
 //! result back. Statements are prepared once and cached. Writes take the same in-process write
 //! gate as sqlx's (see `Store::write_turn`), so the two never wait on SQLite's busy handler.
+//!
+//! The thread also watches the write-ahead log: once a commit leaves it longer than
+//! [`CHECKPOINT_FRAMES`], it asks for a checkpoint ([`Direct::wal_grown`]) instead of waiting for
+//! the next periodic one, so a burst of writes cannot grow the log without bound.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt;
+use std::os::raw::c_int;
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 
 use super::{StoreError, WriteGate};
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// Frames in the write-ahead log (4 KiB pages: 1 MiB) past which a commit asks for a checkpoint.
+/// Each event costs tens of frames (its row, the outbox rows, indexes, then the deliveries'
+/// bookkeeping), so waiting for the periodic checkpoint would let a burst add megabytes: on a
+/// nearly full disk, all the space just freed, after which even the checkpoint fails for want of
+/// room to copy the log into the database, and nothing commits again.
+pub const CHECKPOINT_FRAMES: c_int = 256;
+
+thread_local! {
+    /// Frames in the log after the last commit on this thread's connection (set by its WAL hook;
+    /// each `Direct` has a thread of its own).
+    static WAL_FRAMES: Cell<c_int> = const { Cell::new(0) };
+}
+
+#[expect(
+    clippy::unnecessary_wraps,
+    reason = "the signature rusqlite's WAL hook takes"
+)]
+fn count_wal_frames(_: &rusqlite::hooks::Wal, frames: c_int) -> rusqlite::Result<()> {
+    WAL_FRAMES.set(frames);
+    Ok(())
+}
 
 /// A handle on the thread. Cloning is cheap; the thread ends when the last handle is dropped.
 #[derive(Clone)]
 pub struct Direct {
     jobs: mpsc::Sender<Job>,
     gate: WriteGate,
+    wal_grown: Arc<Notify>,
 }
 
 impl fmt::Debug for Direct {
@@ -66,6 +95,10 @@ impl Direct {
                 .map_err(into_store_error)?;
         }
         connection.set_prepared_statement_cache_capacity(64);
+        // After `wal_autocheckpoint`, which would replace it.
+        connection.wal_hook(Some(count_wal_frames));
+        let wal_grown = Arc::new(Notify::new());
+        let grown = Arc::clone(&wal_grown);
         let (jobs, receiver) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("herald-sqlite".into())
@@ -73,10 +106,24 @@ impl Direct {
                 let mut connection = connection;
                 while let Ok(job) = receiver.recv() {
                     job(&mut connection);
+                    // After the job has answered: its caller does not wait for the checkpoint.
+                    if WAL_FRAMES.replace(0) >= CHECKPOINT_FRAMES {
+                        grown.notify_one();
+                    }
                 }
             })
             .map_err(StoreError::Io)?;
-        Ok(Self { jobs, gate })
+        Ok(Self {
+            jobs,
+            gate,
+            wal_grown,
+        })
+    }
+
+    /// Returns once a commit on this thread has left the write-ahead log longer than
+    /// [`CHECKPOINT_FRAMES`] (at once if one did since the last call).
+    pub async fn wal_grown(&self) {
+        self.wal_grown.notified().await;
     }
 
     /// Runs `work` in one write transaction (`BEGIN IMMEDIATE`), committed when it returns `Ok`

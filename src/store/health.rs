@@ -61,9 +61,13 @@ pub(crate) use discard;
 
 const PROBE_INSERT: &str = "INSERT INTO store_probe (written_at, filler) VALUES ($1, $2)";
 const PROBE_DELETE: &str = "DELETE FROM store_probe";
-/// A probe writes about as much as a typical webhook payload, so "the probe commits" means
-/// "an ordinary event would commit".
-const PROBE_BYTES: usize = 16 * 1024;
+/// A probe writes at least as much as an ordinary event's commit, so "the probe commits" means
+/// "an ordinary event would commit". That is more than the payload: on SQLite an event also
+/// writes its rows in several indexes and its outbox rows (14 pages of 4 KiB for GitHub's 12 KB
+/// issues.opened), while the probe's row has no index, so it needs some 4 pages of its own for
+/// each page of an event's. With 16 KiB (6 pages) a log with room for the probe but not for the
+/// next event made `/readyz` answer 200 while webhooks got 503.
+const PROBE_BYTES: usize = 64 * 1024;
 /// Longest an explicit rollback on a failed connection may take before it is closed anyway.
 const ROLLBACK_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -180,6 +184,53 @@ mod tests {
         assert!(cut.len() <= MAX_INDEXED_BYTES, "{}", cut.len());
         assert_eq!(cut, "é".repeat(128));
         assert_eq!(indexed_text("a\0b"), "a\u{fffd}b");
+    }
+
+    /// What a probe writes must not fit where an ordinary event does not: compared in pages of
+    /// the write-ahead log (no checkpoint runs, so the log only grows).
+    #[tokio::test]
+    async fn a_probe_writes_at_least_as_much_as_an_ordinary_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = dir.path().join("herald.db");
+        let store = Store::connect(&crate::config::DatabaseConfig {
+            database_url: format!("sqlite://{}", database.display()),
+            database_max_connections: 2,
+            database_statement_timeout: Duration::from_secs(5),
+        })
+        .await
+        .unwrap();
+        let log = dir.path().join("herald.db-wal");
+        let log_bytes = || std::fs::metadata(&log).unwrap().len();
+        let payload = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../shared/github-payloads/issues/opened.payload.json"),
+        )
+        .unwrap();
+        for index in 0..3 {
+            let before = log_bytes();
+            store.probe_write().await.unwrap();
+            let probe = log_bytes() - before;
+            let before = log_bytes();
+            let event = super::super::NewEvent {
+                hook_id: "1".into(),
+                delivery_id: format!("delivery-{index}"),
+                event: "issues".into(),
+                action: Some("opened".into()),
+                repository: Some("Codertocat/Hello-World".into()),
+                issue_number: Some(index),
+                actor: Some("Codertocat".into()),
+                received_at: 1_700_000_000_000,
+                payload: payload.clone(),
+                destinations: vec!["stdout".into(), "analytics".into()],
+            };
+            store.append_events(&[event]).await.unwrap();
+            let event = log_bytes() - before;
+            assert!(
+                probe >= event,
+                "a probe wrote {probe} bytes of log, an event {event}"
+            );
+        }
+        store.close().await;
     }
 
     #[test]
