@@ -164,6 +164,9 @@ async fn open_sqlite(
         // Checkpoints run from a background task (see `checkpoint_forever`), not inside
         // whichever commit crosses the threshold: that commit is a webhook's answer.
         .pragma("wal_autocheckpoint", "0")
+        // After a burst, a checkpoint that starts the WAL over truncates it back to 4 MiB
+        // instead of keeping its largest size on disk.
+        .pragma("journal_size_limit", "4194304")
         // 32 MiB of page cache per connection (SQLite's default is 2 MiB): the report
         // over 100k issues reads the comments index from cache instead of disk each time.
         .pragma("cache_size", "-32768");
