@@ -3,6 +3,7 @@
 # a while, waits for the outbox to drain, and divides herald's user+system CPU time by the events
 # stored. Less sensitive than req/s to whatever else the machine is doing, so it is what the
 # profiling work was measured with. Usage: bench/cpu.sh [sqlite|postgres] [seconds] [notify events]
+# (HERALD_BINARY=path measures another build, e.g. one with a different allocator).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Outbox rows still pending, read from the store itself (the /metrics gauge is refreshed only
@@ -32,7 +33,7 @@ esac
 port=18081
 HERALD_DATABASE_URL=$url HERALD_NOTIFY_EVENTS=$notify HERALD_WEBHOOK_SECRET=$secret HERALD_LISTEN=127.0.0.1:$port \
 HERALD_SLACK_WEBHOOK_URL=http://127.0.0.1:9911/services/bench HERALD_SLACK_MAX_PER_SECOND=0 \
-RUST_LOG=warn ./target/release/herald serve >"$work/herald.log" 2>&1 &
+RUST_LOG=warn "${HERALD_BINARY:-./target/release/herald}" serve >"$work/herald.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
 ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }

@@ -3,11 +3,6 @@
 use herald::cli::Cli;
 use herald::config::LoadError;
 
-/// mimalloc returns freed memory to the system promptly and allocates faster than glibc's
-/// malloc under many threads: large webhook bodies do not leave the process holding memory.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     // reqwest is built without a crypto provider of its own; install ring once for the process.
