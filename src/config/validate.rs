@@ -129,12 +129,30 @@ pub fn check(config: &ServeConfig) -> Vec<String> {
         }
     }
     let slack = config.slack_webhook_url.is_some() || config.slack_bot.slack_bot_token.is_some();
-    if slack && config.delivery_lease <= config.slack_timeout {
+    // Without a rate limit a lane records a whole round before sending it, in up to
+    // `ROUNDS_AHEAD` waves of requests (see `delivery::plan::lease_problem`).
+    let waves = if config.slack_max_per_second > 0.0 {
+        1
+    } else {
+        crate::delivery::ROUNDS_AHEAD
+    };
+    let needed = config
+        .slack_timeout
+        .saturating_mul(u32::try_from(waves).unwrap_or(u32::MAX));
+    if slack && config.delivery_lease <= needed {
         problems.push(format!(
-            "HERALD_DELIVERY_LEASE ({}) must be longer than HERALD_SLACK_TIMEOUT ({}), or another \
-             worker could take over a message still being sent",
+            "HERALD_DELIVERY_LEASE ({}) must be longer than HERALD_SLACK_TIMEOUT ({}){}, or \
+             another worker could take over a message still being sent",
             humantime::format_duration(config.delivery_lease),
-            humantime::format_duration(config.slack_timeout)
+            humantime::format_duration(config.slack_timeout),
+            if waves > 1 {
+                format!(
+                    " × {waves} with HERALD_SLACK_MAX_PER_SECOND=0 (up to {waves} waves of \
+                     requests per round)"
+                )
+            } else {
+                String::new()
+            }
         ));
     }
     problems

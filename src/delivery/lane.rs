@@ -25,7 +25,7 @@ use crate::store::Store;
 use crate::time_util::{duration_ms, now_ms};
 
 /// Rows claimed per request slot when nothing paces a lane.
-const ROUNDS_AHEAD: usize = 4;
+pub(crate) const ROUNDS_AHEAD: usize = 4;
 
 /// How lanes behave, whatever their destination.
 #[derive(Debug, Clone)]

@@ -3,6 +3,7 @@
 //! later, or dead-lettered. The plan says which destinations exist and where events go.
 
 mod lane;
+pub(crate) use lane::ROUNDS_AHEAD;
 mod pace;
 pub mod plan;
 pub mod retry;

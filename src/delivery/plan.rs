@@ -652,6 +652,13 @@ fn resolve(
         },
     };
     check_limits(&limits, max_batch, config.kind, &key, &mut problems);
+    if matches!(
+        config.kind,
+        DestinationKind::SlackWebhook | DestinationKind::SlackBot
+    ) && let Some(problem) = lease_problem(&limits, timeout, serve.delivery_lease, &key)
+    {
+        problems.push(problem);
+    }
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -659,6 +666,43 @@ fn resolve(
         name: Arc::from(name),
         target,
         limits,
+    })
+}
+
+/// A Slack destination's sends must end inside the lease that covers them, or another instance
+/// could take over (and dead-letter as interrupted) rows still being sent. A rate-limited lane
+/// records each request as it leaves, so one timeout must fit; an unlimited one records a whole
+/// round up front, whose requests leave in up to `ROUNDS_AHEAD` waves.
+fn lease_problem(
+    limits: &LaneLimits,
+    timeout: Duration,
+    lease: Duration,
+    key: &dyn Fn(&str) -> String,
+) -> Option<String> {
+    let waves = if limits.max_per_second > 0.0 {
+        1
+    } else {
+        super::ROUNDS_AHEAD
+    };
+    let needed = timeout.saturating_mul(u32::try_from(waves).unwrap_or(u32::MAX));
+    (lease <= needed).then(|| {
+        format!(
+            "{} ({}){}: HERALD_DELIVERY_LEASE ({}) must be longer{}, or another instance could \
+             take over messages still being sent; lower the timeout or raise the lease",
+            key("timeout"),
+            humantime::format_duration(timeout),
+            if waves > 1 {
+                format!(" with max_per_second = 0 (up to {waves} waves of requests per round)")
+            } else {
+                String::new()
+            },
+            humantime::format_duration(lease),
+            if waves > 1 {
+                format!(" than {}", humantime::format_duration(needed))
+            } else {
+                String::new()
+            },
+        )
     })
 }
 

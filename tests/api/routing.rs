@@ -243,6 +243,17 @@ fn config_check_names_every_bad_value() {
             "unknown field `label_any`",
         ),
         ("retry_schedul = \"5s\"\n", "did you mean `retry_schedule`?"),
+        (
+            "[destinations.triage]\nkind = \"slack-webhook\"\nurl = \"https://hooks.slack.test/x\"\n\
+             max_per_second = 0\ntimeout = \"20s\"\n",
+            "destinations.triage.timeout (20s) with max_per_second = 0 (up to 4 waves of requests \
+             per round): HERALD_DELIVERY_LEASE (1m) must be longer than 1m 20s",
+        ),
+        (
+            "[destinations.triage]\nkind = \"slack-webhook\"\nurl = \"https://hooks.slack.test/x\"\n\
+             timeout = \"1m\"\n",
+            "destinations.triage.timeout (1m): HERALD_DELIVERY_LEASE (1m) must be longer, or",
+        ),
     ];
     for (text, expected) in cases {
         let config = write_config(dir.path(), text);

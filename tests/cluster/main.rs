@@ -32,7 +32,7 @@ async fn start(database_url: &str, slack_url: &str, extra: &[(&str, &str)]) -> P
         .env("HERALD_DATABASE_URL", database_url)
         .env("HERALD_WEBHOOK_SECRET", SECRET)
         .env("HERALD_SLACK_MAX_PER_SECOND", "0")
-        .env("HERALD_DELIVERY_LEASE", "2s")
+        .env("HERALD_DELIVERY_LEASE", "5s")
         .env("HERALD_SLACK_TIMEOUT", "1s")
         .env("HERALD_POLL_INTERVAL", "200ms")
         .env("HERALD_RETRY_SCHEDULE", "0s,0s,0s")
@@ -204,7 +204,7 @@ async fn two_instances_share_one_destinations_rate() {
         std::fs::write(
             &config,
             format!(
-                "[destinations.limited]\nkind = \"slack-webhook\"\nurl = \"{}\"\nmax_per_second = {RATE}\n\n[[routes]]\nevents = [\"issues.opened\"]\nto = [\"limited\"]\n",
+                "[destinations.limited]\nkind = \"slack-webhook\"\nurl = \"{}\"\nmax_per_second = {RATE}\ntimeout = \"1s\"\n\n[[routes]]\nevents = [\"issues.opened\"]\nto = [\"limited\"]\n",
                 slack.url_for(name)
             ),
         )

@@ -88,7 +88,8 @@ impl Setup {
             "--slack-reminder-interval",
             "50ms",
             "--delivery-lease",
-            "20s",
+            // Longer than four waves of 10 s Slack requests (the default timeout, no rate limit).
+            "45s",
             "--secret-path",
             &dir.path().join("herald.secret").display().to_string(),
         ]
