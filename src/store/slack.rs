@@ -329,6 +329,29 @@ impl Store {
         Ok(told)
     }
 
+    /// Claims `row`'s event for `row`'s own message, unless another row's message tells it
+    /// already, and returns the row that tells it with that row's status (`row` itself when the
+    /// claim is its own). The claim and a leader's cover of the same row are one unique key, so
+    /// of a row sending alone and a burst telling it, exactly one happens.
+    pub async fn claim_own_message(
+        &self,
+        destination: &str,
+        row: i64,
+    ) -> Result<Option<(i64, String)>, StoreError> {
+        {
+            let _turn = self.write_turn().await;
+            dispatch!(self, pool => {
+                sqlx::query(COVER_ROW)
+                    .bind(destination)
+                    .bind(row)
+                    .bind(row)
+                    .execute(pool)
+                    .await?;
+            });
+        }
+        self.coalesced_into(destination, row).await
+    }
+
     /// The row whose message tells `row`, and that row's status, if it was coalesced.
     pub async fn coalesced_into(
         &self,

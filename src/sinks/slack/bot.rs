@@ -78,6 +78,21 @@ struct About<'a> {
     number: i64,
 }
 
+/// What a row whose event another row's message tells (`told`: that row and its status) does
+/// instead of sending; `None` when it sends its own message.
+fn told_elsewhere(row: i64, told: Option<(i64, String)>) -> Option<Result<(), Outcome>> {
+    let (leader, status) = told.filter(|(leader, _)| *leader != row)?;
+    match status.as_str() {
+        "delivered" => Some(Ok(())),
+        "pending" => Some(Err(Outcome::Defer {
+            after: WAIT_FOR_PARENT,
+            reason: format!("told in the message of row {leader}, not sent yet"),
+        })),
+        // The message that was to tell it never went: tell it alone.
+        _ => None,
+    }
+}
+
 fn store_outcome(error: &StoreError) -> Outcome {
     Outcome::Retry {
         after: None,
@@ -133,23 +148,13 @@ impl SlackBot {
     async fn try_deliver(&self, delivery: &Delivery) -> Result<(), Outcome> {
         let event = &delivery.event;
         let destination = &*self.destination;
-        if let Some((leader, status)) = self
+        let told = self
             .store
             .coalesced_into(destination, delivery.row)
             .await
-            .map_err(|e| store_outcome(&e))?
-        {
-            match status.as_str() {
-                "delivered" => return Ok(()),
-                "pending" => {
-                    return Err(Outcome::Defer {
-                        after: WAIT_FOR_PARENT,
-                        reason: format!("told in the message of row {leader}, not sent yet"),
-                    });
-                }
-                // The message that was to tell it never went: tell it alone.
-                _ => {}
-            }
+            .map_err(|e| store_outcome(&e))?;
+        if let Some(answer) = told_elsewhere(delivery.row, told) {
+            return answer;
         }
         let payload = Payload::parse(&event.payload);
         let route = self.routing.of(destination, event);
@@ -224,6 +229,9 @@ impl SlackBot {
             if route.late && !first {
                 return Ok(());
             }
+        }
+        if let Some(answer) = self.claim_own_message(delivery).await? {
+            return answer;
         }
         let also: Vec<String> = self
             .burst(delivery, route, about)
@@ -320,6 +328,9 @@ impl SlackBot {
                 }
             }
         };
+        if let Some(answer) = self.claim_own_message(delivery).await? {
+            return answer;
+        }
         self.reply(delivery, payload, route, about, &thread).await
     }
 
@@ -334,6 +345,9 @@ impl SlackBot {
         fresh: bool,
     ) -> Result<(), Outcome> {
         let event = &delivery.event;
+        if let Some(answer) = self.claim_own_message(delivery).await? {
+            return answer;
+        }
         let burst = self.burst(delivery, route, about).await?;
         let newest = burst
             .iter()
@@ -504,6 +518,22 @@ impl SlackBot {
                 "updating a thread's parent failed; the next event about the issue redraws it"
             );
         }
+    }
+
+    /// Claims this row's event for the message it is about to send, unless an earlier row's
+    /// burst tells it already (a burst covers rows while they wait for their thread, so the
+    /// check at the start of the attempt can be stale by now). `Some` is what to answer instead
+    /// of sending.
+    async fn claim_own_message(
+        &self,
+        delivery: &Delivery,
+    ) -> Result<Option<Result<(), Outcome>>, Outcome> {
+        let told = self
+            .store
+            .claim_own_message(&self.destination, delivery.row)
+            .await
+            .map_err(|e| store_outcome(&e))?;
+        Ok(told_elsewhere(delivery.row, told))
     }
 
     /// The rows told with this one (a coalesced burst), when its routes coalesce.
