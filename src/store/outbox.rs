@@ -8,18 +8,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::{Backend, Store, StoreError, StoredEvent, dispatch};
+use super::{Store, StoreError, StoredEvent, dispatch};
 use crate::domain::{Claimed, DeliveryStatus, Finish};
-
-const CLAIM_SQLITE: &str =
-    "UPDATE outbox SET lease_owner = $1, lease_until = $2 + $3, updated_at = $2
-    WHERE id IN (SELECT id FROM outbox
-                 WHERE destination = $5 AND status = 'pending' AND next_attempt_at <= $2
-                   AND (lease_until IS NULL OR lease_until <= $2)
-                   AND NOT EXISTS (SELECT 1 FROM destination_state s
-                                   WHERE s.destination = $5 AND s.paused_until > $2)
-                 ORDER BY next_attempt_at, id LIMIT $4)
-    RETURNING id, event_id, attempts, next_attempt_at, attempt_started_at";
 
 const CLAIM_POSTGRES: &str =
     "UPDATE outbox SET lease_owner = $1, lease_until = $2 + $3, updated_at = $2
@@ -54,9 +44,6 @@ const SELECT_EVENTS_POSTGRES: &str = "SELECT id, hook_id, delivery_id, event, ac
 /// Marks attempts as started (see [`Store::start_attempts`]) on PostgreSQL.
 const START_POSTGRES: &str = "UPDATE outbox SET attempt_started_at = $1, lease_until = $2,
     updated_at = $1 WHERE id = ANY($3) AND lease_owner = $4 AND status = 'pending' RETURNING id";
-
-const SELECT_EVENTS: &str = "SELECT id, hook_id, delivery_id, event, action, repository,
-    issue_number, actor, received_at, payload FROM events WHERE id IN ";
 
 const CANCEL_ATTEMPT: &str = "UPDATE outbox SET attempt_started_at = NULL, lease_owner = NULL,
         lease_until = NULL
@@ -171,41 +158,40 @@ impl Store {
         limit: usize,
         start: bool,
     ) -> Result<Vec<Claimed>, StoreError> {
-        if let Self::Sqlite(_, _, direct) = self {
-            return super::outbox_direct::claim(
-                direct,
-                destination,
-                owner,
-                now,
-                lease_ms,
-                limit,
-                start,
-            )
-            .await;
-        }
-        let sql = match (self.backend(), start) {
-            (Backend::Sqlite, _) => CLAIM_SQLITE,
-            (Backend::Postgres, false) => CLAIM_POSTGRES,
-            (Backend::Postgres, true) => CLAIM_STARTED_POSTGRES,
+        let pool = match self {
+            Self::Sqlite(_, _, direct) => {
+                return super::outbox_direct::claim(
+                    direct,
+                    destination,
+                    owner,
+                    now,
+                    lease_ms,
+                    limit,
+                    start,
+                )
+                .await;
+            }
+            Self::Postgres(pool) => pool,
         };
-        let turn = self.write_turn().await;
-        let mut rows: Vec<ClaimedRow> = dispatch!(self, pool => {
-            sqlx::query_as(sql)
-                .bind(owner)
-                .bind(now)
-                .bind(lease_ms)
-                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                .bind(destination)
-                .fetch_all(pool)
-                .await?
-        });
-        drop(turn);
+        let sql = if start {
+            CLAIM_STARTED_POSTGRES
+        } else {
+            CLAIM_POSTGRES
+        };
+        let mut rows: Vec<ClaimedRow> = sqlx::query_as(sql)
+            .bind(owner)
+            .bind(now)
+            .bind(lease_ms)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(destination)
+            .fetch_all(pool)
+            .await?;
         if rows.is_empty() {
             return Ok(Vec::new());
         }
         rows.sort_by_key(|row| row.id);
         let event_ids: Vec<i64> = rows.iter().map(|row| row.event_id).collect();
-        let mut events = self.events_by_id(&event_ids).await?;
+        let mut events = events_by_id(pool, &event_ids).await?;
         Ok(rows
             .into_iter()
             .filter_map(|row| {
@@ -237,35 +223,6 @@ impl Store {
     ) -> Result<Vec<Claimed>, StoreError> {
         self.claim_marking(destination, owner, now, lease_ms, limit, true)
             .await
-    }
-
-    /// The events with these ids, in one query.
-    async fn events_by_id(
-        &self,
-        ids: &[i64],
-    ) -> Result<HashMap<i64, Arc<StoredEvent>>, StoreError> {
-        let events: Vec<StoredEvent> = match self {
-            Self::Postgres(pool) => {
-                sqlx::query_as(SELECT_EVENTS_POSTGRES)
-                    .bind(ids)
-                    .fetch_all(pool)
-                    .await?
-            }
-            Self::Sqlite(pool, ..) => {
-                let mut query = sqlx::QueryBuilder::new(SELECT_EVENTS);
-                query.push("(");
-                let mut separated = query.separated(", ");
-                for id in ids {
-                    separated.push_bind(*id);
-                }
-                separated.push_unseparated(")");
-                query.build_query_as().fetch_all(pool).await?
-            }
-        };
-        Ok(events
-            .into_iter()
-            .map(|event| (event.id, Arc::new(event)))
-            .collect())
     }
 
     /// Records, durably, that requests for these rows are about to leave, and renews their lease.
@@ -459,4 +416,20 @@ impl Store {
             sqlx::query_as(PENDING_BY_DESTINATION).fetch_all(pool).await
         })
     }
+}
+
+/// The events with these ids, in one query (PostgreSQL; SQLite reads them on its connection
+/// thread with the claim).
+async fn events_by_id(
+    pool: &sqlx::PgPool,
+    ids: &[i64],
+) -> Result<HashMap<i64, Arc<StoredEvent>>, StoreError> {
+    let events: Vec<StoredEvent> = sqlx::query_as(SELECT_EVENTS_POSTGRES)
+        .bind(ids)
+        .fetch_all(pool)
+        .await?;
+    Ok(events
+        .into_iter()
+        .map(|event| (event.id, Arc::new(event)))
+        .collect())
 }
