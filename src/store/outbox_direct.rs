@@ -192,7 +192,7 @@ pub async fn append_events(
 ) -> Result<Vec<super::Intake>, StoreError> {
     let events = events.to_vec();
     direct
-        .write(true, move |tx| {
+        .append(move |tx| {
             let mut insert = tx.prepare_cached(INSERT_EVENT)?;
             let mut row = tx.prepare_cached(INSERT_ROW)?;
             let mut intakes = Vec::with_capacity(events.len());
