@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use rand::Rng;
+use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -224,6 +225,15 @@ async fn release_stale_leases(store: &Store) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Fewer characters than this in `HERALD_API_TOKEN` are warned about at start.
+const MIN_TOKEN_CHARS: usize = 16;
+
+/// A set token short enough to guess (an empty one means "not set").
+fn short_token(token: &str) -> bool {
+    let length = token.chars().count();
+    length > 0 && length < MIN_TOKEN_CHARS
+}
+
 /// The report service behind `/api` and `/dashboard`, who may read them (said once at start when
 /// they are closed), and the weekly digest under watch when one is scheduled.
 fn start_insights(
@@ -242,6 +252,15 @@ fn start_insights(
     );
     if let Some(refusal) = access.refusal() {
         tracing::warn!("{refusal}");
+    }
+    if let Some(token) = &config.api_token
+        && short_token(token.expose_secret())
+    {
+        // The length is not logged: it would tell a guesser where to start.
+        tracing::warn!(
+            "HERALD_API_TOKEN is shorter than {MIN_TOKEN_CHARS} characters, and herald does not \
+             slow down wrong guesses: use a random one, e.g. `openssl rand -hex 32`"
+        );
     }
     // The default dashboard computed once at start, so its first visit is served at once.
     let warm = reports.clone();

@@ -338,3 +338,32 @@ fn content_type(head: &str) -> &str {
         .find_map(|line| line.strip_prefix("content-type: "))
         .unwrap_or("")
 }
+
+/// A short `HERALD_API_TOKEN` is warned about at start (without its length or value); a long one
+/// is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_api_token_is_warned_about_without_showing_it() {
+    for (token, warned) in [("t0ken", true), ("0123456789abcdef0123", false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = herald_command();
+        command
+            .current_dir(dir.path())
+            .env("HERALD_WEBHOOK_SECRET", SECRET)
+            .env("HERALD_API_TOKEN", token)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut server = Process::serve(command).await;
+        server.terminate();
+        server.child.wait().unwrap();
+        let mut logs = String::new();
+        std::io::Read::read_to_string(server.child.stderr.as_mut().unwrap(), &mut logs).unwrap();
+        assert!(logs.contains("herald is listening"), "{logs}");
+        assert_eq!(
+            logs.contains("HERALD_API_TOKEN is shorter than 16 characters"),
+            warned,
+            "{token}: {logs}"
+        );
+        assert!(!logs.contains(token), "the token is in the logs: {logs}");
+    }
+}
