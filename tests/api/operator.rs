@@ -150,13 +150,14 @@ async fn a_second_migrate_on_postgres_prints_no_notice_or_info() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn text_logs_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
+/// What `herald serve` logs (text, default levels) from its start to a SIGTERM, with `env` added.
+async fn logs_of_a_start_and_stop(env: &[(&str, &str)]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let mut command = herald_command();
     command
         .current_dir(dir.path())
         .env("HERALD_WEBHOOK_SECRET", SECRET)
+        .envs(env.iter().copied())
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -166,6 +167,12 @@ async fn text_logs_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
     let mut logs = String::new();
     std::io::Read::read_to_string(server.child.stderr.as_mut().unwrap(), &mut logs).unwrap();
     assert!(logs.contains("herald is listening"), "{logs}");
+    logs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_logs_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let logs = logs_of_a_start_and_stop(&[]).await;
     assert!(!logs.contains('\u{1b}'), "escape codes in:\n{logs:?}");
     // Dependencies' INFO is filtered: every INFO line is herald's own.
     for line in logs.lines().filter(|line| line.contains(" INFO ")) {
@@ -344,21 +351,7 @@ fn content_type(head: &str) -> &str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_api_token_is_warned_about_without_showing_it() {
     for (token, warned) in [("t0ken", true), ("0123456789abcdef0123", false)] {
-        let dir = tempfile::tempdir().unwrap();
-        let mut command = herald_command();
-        command
-            .current_dir(dir.path())
-            .env("HERALD_WEBHOOK_SECRET", SECRET)
-            .env("HERALD_API_TOKEN", token)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut server = Process::serve(command).await;
-        server.terminate();
-        server.child.wait().unwrap();
-        let mut logs = String::new();
-        std::io::Read::read_to_string(server.child.stderr.as_mut().unwrap(), &mut logs).unwrap();
-        assert!(logs.contains("herald is listening"), "{logs}");
+        let logs = logs_of_a_start_and_stop(&[("HERALD_API_TOKEN", token)]).await;
         assert_eq!(
             logs.contains("HERALD_API_TOKEN is shorter than 16 characters"),
             warned,
