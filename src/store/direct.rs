@@ -58,7 +58,7 @@ fn count_wal_frames(_: &rusqlite::hooks::Wal, frames: c_int) -> rusqlite::Result
 pub struct Direct {
     jobs: mpsc::Sender<Job>,
     /// Group commits of webhooks, run before any job queued on `jobs` (see [`Direct::append`]).
-    first: Arc<Mutex<VecDeque<Job>>>,
+    first: Arc<FirstJobs>,
     gate: WriteGate,
     wal_grown: Arc<Notify>,
 }
@@ -108,7 +108,7 @@ impl Direct {
         let wal_grown = Arc::new(Notify::new());
         let grown = Arc::clone(&wal_grown);
         let (jobs, receiver) = mpsc::channel::<Job>();
-        let first = Arc::new(Mutex::new(VecDeque::<Job>::new()));
+        let first = Arc::new(FirstJobs::default());
         let queued_first = Arc::clone(&first);
         std::thread::Builder::new()
             .name("herald-sqlite".into())
@@ -118,12 +118,7 @@ impl Direct {
                 // dropped, as the channel drops its own: their callers learn the worker is gone.
                 let _forget = Forget(Arc::clone(&queued_first));
                 while let Ok(job) = receiver.recv() {
-                    loop {
-                        let next = queued_first
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .pop_front();
-                        let Some(urgent) = next else { break };
+                    while let Some(urgent) = queued_first.pop() {
                         urgent(&mut connection);
                     }
                     job(&mut connection);
@@ -213,10 +208,7 @@ impl Direct {
             let _ = reply.send(work(connection));
         });
         if first {
-            self.first
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push_back(job);
+            self.first.push(job);
             // Wakes the thread, which runs what is queued first before this empty job.
             self.jobs
                 .send(Box::new(|_| {}))
@@ -231,15 +223,34 @@ impl Direct {
     }
 }
 
-/// Empties the queue of first jobs when dropped.
-struct Forget(Arc<Mutex<VecDeque<Job>>>);
+/// Jobs the thread runs before the next one from its channel, oldest first.
+#[derive(Default)]
+struct FirstJobs(Mutex<VecDeque<Job>>);
 
-impl Drop for Forget {
-    fn drop(&mut self) {
+impl FirstJobs {
+    /// The queue, also after a job panicked while another thread held the lock: a job never
+    /// runs under it, so its contents stay whole.
+    fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Job>> {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clear();
+    }
+
+    fn push(&self, job: Job) {
+        self.queue().push_back(job);
+    }
+
+    fn pop(&self) -> Option<Job> {
+        self.queue().pop_front()
+    }
+}
+
+/// Empties the queue of first jobs when dropped.
+struct Forget(Arc<FirstJobs>);
+
+impl Drop for Forget {
+    fn drop(&mut self) {
+        self.0.queue().clear();
     }
 }
 
